@@ -1,0 +1,24 @@
+# Two commands do all set-up on a fresh machine:
+#   make run    -> create/reuse .venv, install, run the main job on the default generated tree
+#   make test   -> create/reuse .venv, install, run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+JOBS ?= 2
+
+.PHONY: setup run test bench clean
+
+setup:
+	@HGRAPH_VENV=$(VENV) bash scripts/setup_env.sh
+
+run: setup
+	$(PY) pipelines/run.py $(ARGS)
+
+test: setup
+	$(PY) -m pytest -n $(JOBS) -q $(ARGS)
+
+bench: setup
+	$(PY) benchmarks/run_all.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

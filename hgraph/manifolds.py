@@ -1,0 +1,247 @@
+"""Manifolds: a registry over geoopt, plus what geoopt lacks.
+
+geoopt supplies the manifolds (``PoincareBall``, ``Lorentz``, ``Euclidean``),
+their exp/log maps, projections and elementwise distances, and the Riemannian
+optimisers.  This module adds only:
+
+* :data:`MANIFOLDS` — the registry the CLI's ``--manifold`` choices come from;
+* :func:`pairwise_dist` — an (n, m) distance matrix by one matmul per chunk.
+  Broadcasting ``manifold.dist(x[:, None], y[None])`` materialises
+  (n, m, d) tensors and runs out of memory at 80k nodes, so this is
+  hand-written;
+* :func:`expmap0` — geoopt's ``expmap0`` behind a tangent-norm clip so that
+  inputs of any scale (norm 1e6) land on the manifold without Inf/NaN;
+* :func:`to_poincare` / :func:`lorentz_to_poincare` /
+  :func:`poincare_to_lorentz` — the isometry between the two models;
+* the numerical guards, all here: :data:`EPS`, :data:`MAX_TANGENT_NORM`.
+
+Curvature convention: ``curvature`` is the positive number ``c`` with
+sectional curvature ``-c``.  geoopt's ``PoincareBall(c)`` uses it directly;
+geoopt's ``Lorentz(k)`` has ``k = 1 / c``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, Optional
+
+import geoopt
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+# --------------------------------------------------------------- guards
+#: smallest argument of arcosh(1 + t) (keeps the gradient 1/sqrt(t(t+2)) finite)
+EPS: Dict[torch.dtype, float] = {torch.float16: 1e-4, torch.bfloat16: 1e-4,
+                                 torch.float32: 1e-10, torch.float64: 1e-20}
+#: largest tangent-vector norm fed to expmap0.  Beyond it tanh saturates on the
+#: ball (so nothing is lost) and cosh overflows on the hyperboloid; the point
+#: at this distance from the origin is already at the float boundary.
+MAX_TANGENT_NORM: Dict[torch.dtype, float] = {torch.float16: 5.0, torch.bfloat16: 5.0,
+                                              torch.float32: 15.0, torch.float64: 30.0}
+
+
+def eps(dtype: torch.dtype) -> float:
+    return EPS.get(dtype, 1e-10)
+
+
+class LearnableLorentz(geoopt.Lorentz):
+    """geoopt's Lorentz with ``k = softplus(raw)`` so a learned k stays positive.
+
+    geoopt's ``Lorentz(learnable=True)`` optimises ``k`` unconstrained and can
+    step it to zero or below; ``PoincareBall(learnable=True)`` already uses a
+    softplus, and this mirrors it.
+    """
+
+    def __init__(self, k: float = 1.0):
+        super().__init__(k=k, learnable=False)
+        del self._parameters["k"]
+        raw = math.log(math.expm1(k)) if k < 20 else k
+        self.raw_k = torch.nn.Parameter(torch.tensor(raw, dtype=torch.get_default_dtype()))
+
+    @property
+    def k(self) -> Tensor:  # type: ignore[override]
+        return F.softplus(self.raw_k)
+
+
+def make_poincare(curvature: float = 1.0, learnable: bool = False) -> geoopt.Manifold:
+    return geoopt.PoincareBall(c=curvature, learnable=learnable)
+
+
+def make_lorentz(curvature: float = 1.0, learnable: bool = False) -> geoopt.Manifold:
+    if learnable:
+        return LearnableLorentz(k=1.0 / curvature)
+    return geoopt.Lorentz(k=1.0 / curvature, learnable=False)
+
+
+def make_euclidean(curvature: float = 0.0, learnable: bool = False) -> geoopt.Manifold:
+    return geoopt.Euclidean(ndim=1)
+
+
+#: name -> factory(curvature, learnable) -> geoopt manifold
+MANIFOLDS: Dict[str, Callable[..., geoopt.Manifold]] = {
+    "poincare": make_poincare,
+    "lorentz": make_lorentz,
+    "euclidean": make_euclidean,
+}
+
+
+def make_manifold(name: str, curvature: float = 1.0, learnable: bool = False) -> geoopt.Manifold:
+    """Build a manifold from the registry; raises ValueError on an unknown name."""
+    try:
+        factory = MANIFOLDS[name]
+    except KeyError:
+        raise ValueError(f"unknown manifold {name!r}; choose from {sorted(MANIFOLDS)}") from None
+    if name != "euclidean" and not curvature > 0:
+        raise ValueError(f"curvature must be > 0 for {name}, got {curvature}")
+    return factory(curvature=curvature, learnable=learnable)
+
+
+def kind(manifold: geoopt.Manifold) -> str:
+    """'poincare' | 'lorentz' | 'euclidean' for a manifold object."""
+    if isinstance(manifold, geoopt.Lorentz):
+        return "lorentz"
+    if isinstance(manifold, geoopt.Stereographic):
+        return "poincare"
+    if isinstance(manifold, geoopt.Euclidean):
+        return "euclidean"
+    raise TypeError(f"unsupported manifold {type(manifold).__name__}")
+
+
+def ambient_dim(name: str, dim: int) -> int:
+    """Size of the coordinate vector for an intrinsic dimension ``dim``."""
+    return dim + 1 if name == "lorentz" else dim
+
+
+def curvature_of(manifold: geoopt.Manifold) -> float:
+    """Positive c (curvature -c); 0 for Euclidean."""
+    k = kind(manifold)
+    if k == "poincare":
+        return float(manifold.c.detach())
+    if k == "lorentz":
+        return float(1.0 / manifold.k.detach())
+    return 0.0
+
+
+# --------------------------------------------------------------- maps
+def expmap0(manifold: geoopt.Manifold, u: Tensor) -> Tensor:
+    """Map tangent vectors at the origin onto the manifold, for any input scale.
+
+    ``u``: (..., d) Euclidean vectors.  For the Lorentz model a zero time
+    coordinate is prepended, so the output is (..., d + 1).  The tangent norm
+    is clipped to :data:`MAX_TANGENT_NORM` (by rescaling, so direction and
+    gradients stay finite), then geoopt's ``expmap0`` and ``projx`` apply.
+    """
+    k = kind(manifold)
+    if k == "euclidean":
+        return u
+    cap = MAX_TANGENT_NORM.get(u.dtype, 15.0)
+    if k == "poincare":
+        # distance from origin is 2 artanh(sqrt(c)|x|)/sqrt(c) = 2|u|: cap |u|
+        cap = cap / 2.0
+    norm = u.norm(dim=-1, keepdim=True).clamp_min(eps(u.dtype))
+    u = u * torch.clamp(cap / norm, max=1.0)
+    if k == "lorentz":
+        u = F.pad(u, (1, 0))
+    return manifold.projx(manifold.expmap0(u))
+
+
+def logmap0(manifold: geoopt.Manifold, x: Tensor) -> Tensor:
+    """Inverse of :func:`expmap0`: (..., D) points -> (..., d) tangent vectors."""
+    k = kind(manifold)
+    if k == "euclidean":
+        return x
+    v = manifold.logmap0(x)
+    return v[..., 1:] if k == "lorentz" else v
+
+
+def origin(manifold: geoopt.Manifold, dim: int, dtype=None, device=None) -> Tensor:
+    """The origin as a (D,) point (D = dim + 1 on the hyperboloid)."""
+    k = kind(manifold)
+    d = ambient_dim(k, dim)
+    o = torch.zeros(d, dtype=dtype, device=device)
+    if k == "lorentz":
+        o[0] = manifold.k.detach().sqrt().to(o)
+    return o
+
+
+def dist0(manifold: geoopt.Manifold, x: Tensor) -> Tensor:
+    """(...,) distance of each point from the origin."""
+    if kind(manifold) == "euclidean":
+        return x.norm(dim=-1)
+    return manifold.dist0(x)
+
+
+def dist(manifold: geoopt.Manifold, x: Tensor, y: Tensor) -> Tensor:
+    """Elementwise geodesic distance (geoopt's), broadcasting over leading dims."""
+    return manifold.dist(x, y)
+
+
+def _arcosh1p(t: Tensor) -> Tensor:
+    """arcosh(1 + t) for t >= 0, stable near 0 and for large t."""
+    t = t.clamp_min(eps(t.dtype))
+    return torch.log1p(t + torch.sqrt(t * (t + 2.0)))
+
+
+def _pairwise_block(manifold: geoopt.Manifold, x: Tensor, y: Tensor,
+                    y_sq: Optional[Tensor]) -> Tensor:
+    k = kind(manifold)
+    if k == "euclidean":
+        return torch.cdist(x, y)
+    if k == "poincare":
+        c = manifold.c.to(x)
+        x_sq = (x * x).sum(-1, keepdim=True)                   # (n, 1)
+        ysq = (y * y).sum(-1) if y_sq is None else y_sq        # (m,)
+        diff = (x_sq + ysq[None, :] - 2.0 * (x @ y.T)).clamp_min(0.0)
+        denom = ((1.0 - c * x_sq) * (1.0 - c * ysq[None, :])).clamp_min(eps(x.dtype))
+        return _arcosh1p(2.0 * c * diff / denom) / c.sqrt()
+    # lorentz: d = sqrt(k) arcosh(-<x, y>_L / k)
+    kk = manifold.k.to(x)
+    xs = x.clone()
+    xs[..., 0] = -xs[..., 0]
+    t = -(xs @ y.T) / kk - 1.0
+    return kk.sqrt() * _arcosh1p(t)
+
+
+def pairwise_dist(manifold: geoopt.Manifold, x: Tensor, y: Optional[Tensor] = None,
+                  chunk: Optional[int] = None) -> Tensor:
+    """Geodesic distance matrix.
+
+    ``x``: (n, D), ``y``: (m, D) (defaults to ``x``).  Returns (n, m).  Work is
+    one matmul per block of ``chunk`` rows of ``x`` (all rows at once when
+    ``chunk`` is None), so memory is O(chunk * m), never O(n * m * D).
+    """
+    y = x if y is None else y
+    y_sq = (y * y).sum(-1) if kind(manifold) == "poincare" else None
+    if chunk is None or chunk >= x.shape[0]:
+        return _pairwise_block(manifold, x, y, y_sq)
+    return torch.cat([_pairwise_block(manifold, x[i:i + chunk], y, y_sq)
+                      for i in range(0, x.shape[0], chunk)])
+
+
+# --------------------------------------------------------------- model maps
+def lorentz_to_poincare(x: Tensor, k: Tensor | float = 1.0) -> Tensor:
+    """Hyperboloid (..., d+1) -> ball (..., d) of radius sqrt(k) (curvature -1/k)."""
+    sk = torch.as_tensor(k, dtype=x.dtype, device=x.device).sqrt()
+    return sk * x[..., 1:] / (x[..., :1] + sk)
+
+
+def poincare_to_lorentz(y: Tensor, k: Tensor | float = 1.0) -> Tensor:
+    """Ball of radius sqrt(k) (..., d) -> hyperboloid (..., d+1); inverse of the above."""
+    kk = torch.as_tensor(k, dtype=y.dtype, device=y.device)
+    sq = (y * y).sum(-1, keepdim=True)
+    denom = (kk - sq).clamp_min(eps(y.dtype))
+    x0 = kk.sqrt() * (kk + sq) / denom
+    xs = 2.0 * kk * y / denom
+    return torch.cat([x0, xs], dim=-1)
+
+
+def to_poincare(manifold: geoopt.Manifold, x: Tensor) -> Tensor:
+    """Points of any registered manifold as coordinates in a Poincaré ball.
+
+    Lorentz points map to the ball of the same curvature; Poincaré points are
+    returned as they are; Euclidean points are returned unchanged.
+    """
+    if kind(manifold) == "lorentz":
+        return lorentz_to_poincare(x, manifold.k.detach())
+    return x

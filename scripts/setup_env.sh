@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Create or reuse the project's virtual environment and install everything the
+# pipeline and the tests need.  Idempotent: a second call with nothing changed
+# takes about a second.  Used by `make run` and `make test`.
+#
+#   HGRAPH_VENV   where the venv lives (default: .venv in the repository)
+#   HGRAPH_PYTHON the interpreter that creates it (default: python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${HGRAPH_VENV:-.venv}
+PY=${HGRAPH_PYTHON:-python3}
+STAMP="$VENV/.hgraph-installed"
+want=$(cat setup.cfg pyproject.toml scripts/setup_env.sh | sha1sum | cut -d' ' -f1)
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  exit 0
+fi
+log() { printf '[setup] %s\n' "$*" >&2; }
+t0=$(date +%s)
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating virtual environment $VENV"
+  "$PY" -m venv "$VENV"
+fi
+P="$VENV/bin/python"
+pipi() { "$P" -m pip install --disable-pip-version-check -q "$@"; }
+
+# torch: keep an importable one (a CUDA user's); otherwise the pinned CPU build.
+# A bare `pip install torch` would pull a multi-GB CUDA build.
+if ! "$P" -c "import torch" >/dev/null 2>&1; then
+  log "installing torch==2.13.0"
+  pipi torch==2.13.0
+fi
+pipi "setuptools>=64" wheel numpy scipy
+
+# NeighborLoader needs pyg-lib or torch-sparse.  pyg-lib is used where present;
+# otherwise torch-scatter + torch-sparse are built against the installed torch
+# (about 14 minutes on 2 cores the first time, then from pip's wheel cache).
+if ! "$P" -c "import pyg_lib" >/dev/null 2>&1 && \
+   ! "$P" -c "import torch_sparse, torch_scatter" >/dev/null 2>&1; then
+  log "building torch-scatter and torch-sparse (first time: ~14 min on 2 cores)"
+  pipi --no-build-isolation torch-scatter torch-sparse
+fi
+
+log "installing hgraph and its dependencies"
+pipi --no-build-isolation -e ".[dev]"
+
+# WordNet 3.0 (Debian's wordnet-base) for the wordnet-* datasets: optional.
+if [ ! -f /usr/share/wordnet/data.noun ] && command -v apt-get >/dev/null 2>&1 \
+   && [ "$(id -u)" = 0 ]; then
+  log "installing Debian's wordnet-base (WordNet 3.0) for the wordnet datasets"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base) \
+    >/dev/null 2>&1 || log "wordnet-base not installed; wordnet-* datasets will say how"
+fi
+
+echo "$want" > "$STAMP"
+log "ready in $(( $(date +%s) - t0 )) s ($("$P" -c 'import torch; print("torch", torch.__version__)'))"
