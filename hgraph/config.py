@@ -1,0 +1,250 @@
+"""Every knob, as one frozen dataclass tree.
+
+``RunConfig`` is parsed once (CLI flags, then an optional YAML file under
+them) and never mutated; values derived from data (number of nodes, feature
+dimension) live in the objects built from it, not here.  The CLI is generated
+from these dataclasses: each field's ``metadata['help']`` is its ``--help``
+text and ``metadata['choices']`` (a callable returning the registry keys)
+its choices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, Optional, Tuple
+
+from hgraph.errors import HGraphInputError
+
+
+def opt(default, help: str, choices=None, **kw):
+    """A dataclass field with CLI help text and optional choices."""
+    md = {"help": help}
+    if choices is not None:
+        md["choices"] = choices
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults (frozen config)")
+    return field(default=default, metadata=md, **kw)
+
+
+def _encoder_choices():
+    from hgraph.nn.encoders import ENCODERS
+    return sorted(ENCODERS)
+
+
+def _manifold_choices():
+    from hgraph.manifolds import MANIFOLDS
+    return sorted(MANIFOLDS)
+
+
+def _loss_choices():
+    from hgraph.losses import LOSSES
+    return sorted(LOSSES)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = opt("curvlearn-synthetic",
+                       "curvlearn-synthetic | curvlearn-csv:PATH | csv:PATH | closure:PATH | "
+                       "wordnet-mammals | wordnet-nouns")
+    format: str = opt("auto", "file format override for PATH datasets",
+                      choices=lambda: ["auto", "curvlearn", "curvlearn-shipped", "edges", "closure"])
+    features: Optional[str] = opt(None, "node features file (CSV 'id,f1,..' or .npy/.npz); "
+                                  "generated trees get synthetic hierarchical features")
+    # generator (curvlearn-synthetic)
+    gen_root_children: int = opt(100, "generator: children of the root")
+    gen_min_children: int = opt(5, "generator: fewest children of an internal node")
+    gen_max_children: int = opt(20, "generator: most children of an internal node")
+    gen_leaf_prob: Tuple[float, ...] = opt((0.09, 0.193, 0.504),
+                                           "generator: leaf probability at levels 1.. (last level all leaves)")
+    gen_seed: int = opt(0, "generator: seed of the tree (fixed across training seeds)")
+    feature_dim: int = opt(32, "generated features: dimension")
+    feature_noise: float = opt(0.5, "generated features: noise scale relative to the hierarchy signal")
+    # splits
+    val_frac: float = opt(0.05, "fraction of child->parent edges held out for validation")
+    test_frac: float = opt(0.10, "fraction of child->parent edges held out for test")
+    inductive_frac: float = opt(0.0, "fraction of leaves held out entirely (inductive placement)")
+    split_seed: int = opt(0, "seed of the edge/node splits (fixed across training seeds)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    encoder: str = opt("shallow", "encoder", choices=_encoder_choices)
+    manifold: str = opt("poincare", "manifold", choices=_manifold_choices)
+    dim: int = opt(10, "embedding dimension (intrinsic; Lorentz adds a time coordinate)")
+    curvature: float = opt(1.0, "curvature magnitude c > 0 (sectional curvature -c)")
+    learn_curvature: bool = opt(False, "learn the curvature (kept positive)")
+    init_scale: float = opt(1e-3, "shallow: uniform init range around the origin")
+    # hgcn / ramen
+    hidden: int = opt(64, "hidden width of hgcn / ramen layers")
+    layers: int = opt(2, "number of hgcn layers / ramen MLP layers")
+    act: str = opt("relu", "activation", choices=lambda: ["relu", "leaky_relu", "elu", "tanh", "none"])
+    dropout: float = opt(0.0, "dropout")
+    bias: bool = opt(True, "use (hyperbolic) biases")
+    attention: bool = opt(False, "hgcn: attention over neighbours")
+    local_agg: bool = opt(False, "hgcn: aggregate in the tangent space of each node, not the origin")
+    id_embeddings: bool = opt(False, "hgcn/ramen: use learned id embeddings instead of node features")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str = opt("ranking", "training loss", choices=_loss_choices)
+    epochs: int = opt(50, "training epochs")
+    lr: float = opt(0.3, "learning rate")
+    optimizer: str = opt("radam", "Riemannian optimiser", choices=lambda: ["radam", "rsgd"])
+    weight_decay: float = opt(0.0, "weight decay on Euclidean parameters")
+    batch_size: int = opt(1024, "positive pairs per step")
+    negatives: int = opt(10, "negatives per positive")
+    burnin: int = opt(10, "burn-in epochs at lr / burnin_factor")
+    burnin_factor: float = opt(10.0, "learning-rate divisor during burn-in")
+    positives: str = opt("closure", "training positives: closure (ancestor pairs) or edges (parents)",
+                         choices=lambda: ["closure", "edges"])
+    fanouts: Tuple[int, ...] = opt((10, 10), "hgcn: neighbours sampled per layer (-1 = all)")
+    full_batch: bool = opt(False, "hgcn: full-batch message passing instead of neighbour sampling")
+    # ramen regularisers
+    reg_lambda: float = opt(1.0, "ramen: weight of the graph regulariser")
+    reg_kinds: Tuple[str, ...] = opt(("ancestor", "sibling"), "ramen: regularisers (ancestor, sibling, huse)")
+    reg_warmup: int = opt(5, "ramen: epochs of linear warm-up of lambda")
+    reg_margin: float = opt(0.1, "ramen: triplet margin")
+    hard_negatives: bool = opt(False, "ramen: hard negatives (same level, different parent)")
+    # loop
+    patience: int = opt(0, "early stopping on validation metric (0 = off)")
+    eval_every: int = opt(5, "validation every N epochs")
+    checkpoint_every: int = opt(10, "checkpoint every N epochs (0 = only at the end)")
+    max_bad_steps: int = opt(20, "stop after this many non-finite steps in a row")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    recon_sample: int = opt(2000, "reconstruction: source nodes sampled (0 = all, exact)")
+    lp_negatives: int = opt(10, "link prediction: sampled negatives per held-out edge")
+    chunk: int = opt(1024, "rows of the distance matrix per chunk")
+    eval_seed: int = opt(0, "seed of the evaluation samples")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seeds: Tuple[int, ...] = opt((0,), "training seeds; several give mean +- std")
+    device: str = opt("auto", "auto | cpu | cuda", choices=lambda: ["auto", "cpu", "cuda"])
+    dtype: str = opt("float32", "float32 | float64", choices=lambda: ["float32", "float64"])
+    out: str = opt("results", "results folder")
+    name: Optional[str] = opt(None, "run name (default: derived from encoder, dataset and time)")
+    progress: bool = opt(True, "progress bars")
+    save_embeddings: bool = opt(True, "write embeddings into the run folder")
+    plots: bool = opt(True, "write plots into the run folder")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def _coerce(cls, name: str, value: Any, source: str):
+    f = {x.name: x for x in fields(cls)}[name]
+    default = f.default
+    typ = type(default) if default is not None and default is not dataclasses.MISSING else None
+    try:
+        if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            inner = type(default[0]) if default else str
+            return tuple(inner(v) for v in value)
+        if typ is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if typ in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError
+            if typ is int and float(value) != int(value):
+                raise TypeError
+            return typ(value)
+        if typ is str and not isinstance(value, str):
+            raise TypeError
+        return value
+    except (TypeError, ValueError):
+        raise HGraphInputError(f"{cls.__name__[:-6].lower() or 'run'}.{name}: expected "
+                               f"{typ.__name__ if typ else 'a value'}, got {value!r}",
+                               file=source) from None
+
+
+def from_dict(d: Dict[str, Any], source: str = "<config>") -> RunConfig:
+    """Build a RunConfig from a nested dict, rejecting unknown keys and wrong types."""
+    if not isinstance(d, dict):
+        raise HGraphInputError("config must be a mapping", file=source)
+    top = {}
+    run_fields = {f.name for f in fields(RunConfig)} - set(SECTIONS)
+    for key, val in d.items():
+        if key in SECTIONS:
+            cls = SECTIONS[key]
+            if not isinstance(val, dict):
+                raise HGraphInputError(f"section {key!r} must be a mapping", file=source)
+            known = {f.name for f in fields(cls)}
+            for k in val:
+                if k not in known:
+                    raise HGraphInputError(f"unknown key {key}.{k}", file=source,
+                                           fix=f"valid keys: {', '.join(sorted(known))}")
+            top[key] = cls(**{k: _coerce(cls, k, v, source) for k, v in val.items()})
+        elif key in run_fields:
+            top[key] = _coerce(RunConfig, key, val, source)
+        else:
+            raise HGraphInputError(f"unknown key {key!r}", file=source,
+                                   fix=f"valid keys: {', '.join(sorted(run_fields | set(SECTIONS)))}")
+    cfg = RunConfig(**top)
+    validate(cfg, source)
+    return cfg
+
+
+def load_yaml(path: str) -> Dict[str, Any]:
+    import yaml
+    try:
+        with open(path, encoding="utf-8") as fh:
+            d = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise HGraphInputError("config file not found", file=path) from None
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise HGraphInputError(f"invalid YAML: {getattr(e, 'problem', e)}", file=path,
+                               line=None if line is None else line + 1) from None
+    except UnicodeDecodeError:
+        raise HGraphInputError("config is not UTF-8 text", file=path) from None
+    return d or {}
+
+
+def validate(cfg: RunConfig, source: str = "<config>") -> None:
+    """Reject values no run can use (negative sizes, fractions out of range)."""
+    def bad(what, fix=None):
+        raise HGraphInputError(what, file=source, fix=fix)
+    m, t, dcfg = cfg.model, cfg.train, cfg.data
+    if m.dim < 1:
+        bad(f"model.dim must be >= 1, got {m.dim}")
+    if m.hidden < 1 or m.layers < 1:
+        bad(f"model.hidden and model.layers must be >= 1, got {m.hidden}, {m.layers}")
+    if m.manifold != "euclidean" and not m.curvature > 0:
+        bad(f"model.curvature must be > 0, got {m.curvature}")
+    if t.epochs < 1:
+        bad(f"train.epochs must be >= 1, got {t.epochs}")
+    if t.batch_size < 1 or t.negatives < 1:
+        bad(f"train.batch_size and train.negatives must be >= 1, got {t.batch_size}, {t.negatives}")
+    if not t.lr > 0:
+        bad(f"train.lr must be > 0, got {t.lr}")
+    if t.burnin < 0:
+        bad(f"train.burnin must be >= 0, got {t.burnin}")
+    for name in ("val_frac", "test_frac", "inductive_frac"):
+        v = getattr(dcfg, name)
+        if not 0 <= v < 1:
+            bad(f"data.{name} must be in [0, 1), got {v}")
+    if dcfg.val_frac + dcfg.test_frac >= 1:
+        bad("data.val_frac + data.test_frac must be < 1")
+    if not cfg.seeds:
+        bad("at least one seed is needed")
+    if not 0 <= m.dropout < 1:
+        bad(f"model.dropout must be in [0, 1), got {m.dropout}")
