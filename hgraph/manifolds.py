@@ -173,8 +173,26 @@ def dist0(manifold: geoopt.Manifold, x: Tensor) -> Tensor:
 
 
 def dist(manifold: geoopt.Manifold, x: Tensor, y: Tensor) -> Tensor:
-    """Elementwise geodesic distance (geoopt's), broadcasting over leading dims."""
-    return manifold.dist(x, y)
+    """Elementwise geodesic distance, broadcasting over leading dims: (...,).
+
+    Same closed forms as :func:`pairwise_dist` (arcosh of the ball's or the
+    hyperboloid's invariant), so training losses and evaluation rank with one
+    formula.  geoopt's ball distance goes through Möbius addition and artanh,
+    which loses several digits within 1e-3 of the boundary where trained
+    embeddings live; the arcosh form keeps them (tested against geoopt away
+    from the boundary and against float64 near it).
+    """
+    k = kind(manifold)
+    if k == "euclidean":
+        return (x - y).norm(dim=-1)
+    if k == "poincare":
+        c = manifold.c.to(x)
+        diff = ((x - y) ** 2).sum(-1)
+        denom = ((1.0 - c * (x * x).sum(-1)) * (1.0 - c * (y * y).sum(-1))).clamp_min(eps(x.dtype))
+        return _arcosh1p(2.0 * c * diff / denom) / c.sqrt()
+    kk = manifold.k.to(x)
+    inner = -x[..., 0] * y[..., 0] + (x[..., 1:] * y[..., 1:]).sum(-1)
+    return kk.sqrt() * _arcosh1p(-inner / kk - 1.0)
 
 
 def _arcosh1p(t: Tensor) -> Tensor:
