@@ -1,0 +1,292 @@
+"""The training loop, shared by every encoder.
+
+One step: a batch of positive pairs ``(u, v)`` (u the anchor — a child or
+descendant — and v its parent or ancestor), ``K`` filtered negatives per
+anchor, the unique nodes among them embedded once by an :class:`Embedder`,
+the loss from :data:`hgraph.losses.LOSSES`, plus an optional graph
+regulariser (RAMEN-style), one step of geoopt's Riemannian optimiser.
+
+Embedders decide how node ids become points, which is the only place the
+encoders differ during training:
+
+* :class:`DirectEmbedder` — ``encoder(x[ids], None, ids)`` (shallow, ramen);
+* :class:`FullGraphEmbedder` — one full-graph forward per step, then index
+  (hgcn, graphs that fit);
+* :class:`SampledEmbedder` — a torch-geometric ``NeighborLoader`` subgraph
+  around the step's nodes (hgcn mini-batch; fanouts per layer).
+
+Guards: a non-finite loss or gradient skips the step and is counted; after
+``max_bad_steps`` in a row training stops with :class:`TrainingDiverged`,
+after restoring the last good state.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+import geoopt
+import numpy as np
+import torch
+
+from hgraph import manifolds as M
+from hgraph.data.graph import NegativeSampler
+from hgraph.losses import LOSSES
+
+Tensor = torch.Tensor
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many non-finite steps in a row."""
+
+
+# ------------------------------------------------------------------ embedders
+class DirectEmbedder:
+    """Points for ids without message passing: ``encoder(x[ids], None, ids)``."""
+
+    def __init__(self, x: Optional[Tensor]):
+        self.x = x
+
+    def __call__(self, model, ids: Tensor) -> Tensor:
+        return model(None if self.x is None else self.x[ids], None, ids)
+
+
+class FullGraphEmbedder:
+    """Full-batch message passing over the training graph, then index."""
+
+    def __init__(self, x: Optional[Tensor], edge_index: Tensor, num_nodes: int):
+        self.x, self.edge_index = x, edge_index
+        self.all_ids = torch.arange(num_nodes, device=edge_index.device)
+
+    def __call__(self, model, ids: Tensor) -> Tensor:
+        return model(self.x, self.edge_index, self.all_ids)[ids]
+
+
+class SampledEmbedder:
+    """Neighbour-sampled subgraphs (torch-geometric ``NeighborLoader``).
+
+    The step's unique nodes are the seed nodes; ``fanouts[i]`` neighbours are
+    sampled at hop i (-1 = all).  The loader runs over the *training* graph
+    only, so held-out edges never appear in a sampled subgraph.
+    """
+
+    def __init__(self, data, fanouts, device):
+        from torch_geometric.loader import NeighborLoader
+        self.device = device
+        self.loader = NeighborLoader(data, num_neighbors=list(fanouts), batch_size=1,
+                                     shuffle=False)
+
+    def __call__(self, model, ids: Tensor) -> Tensor:
+        batch = self.loader(ids.cpu()).to(self.device)
+        x = getattr(batch, "x", None)
+        z = model(x, batch.edge_index, batch.n_id)
+        return z[:batch.batch_size]
+
+
+# ------------------------------------------------------------------ data
+@dataclass
+class TrainData:
+    """Everything the loop needs, already leak-free.
+
+    ``positives``: (P, 2) int64 rows (anchor, positive); ``sampler`` draws
+    negatives for anchors; ``val_pos``/``val_neg``: (V, 2) pairs scored for
+    model selection (may be None); ``regularizer``: optional object with
+    ``sample(anchors, rng)``, ``nodes(samples)``, ``loss(manifold, z, index, samples)``
+    (see :mod:`hgraph.regularizers`).
+    """
+    num_nodes: int
+    positives: np.ndarray
+    sampler: NegativeSampler
+    embedder: Callable[[Any, Tensor], Tensor]
+    embed_all: Callable[[Any], Tensor]
+    val_pos: Optional[np.ndarray] = None
+    val_neg: Optional[np.ndarray] = None
+    regularizer: Any = None
+
+
+@dataclass
+class TrainResult:
+    history: List[Dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val: float = float("nan")
+    bad_steps: int = 0
+    train_time_s: float = 0.0
+    epochs_run: int = 0
+
+
+def make_optimizer(model: torch.nn.Module, cfg, lr: float):
+    """geoopt RiemannianAdam / RiemannianSGD over every parameter.
+
+    ManifoldParameters (shallow tables, hyperbolic biases) get Riemannian
+    updates; curvatures and Euclidean weights ordinary ones (geoopt treats a
+    plain tensor as Euclidean).  Weight decay applies to Euclidean weights only.
+    """
+    manifold_params = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
+    other = [p for p in model.parameters() if not isinstance(p, geoopt.ManifoldParameter)]
+    groups = []
+    if manifold_params:
+        groups.append({"params": manifold_params, "weight_decay": 0.0})
+    if other:
+        groups.append({"params": other, "weight_decay": cfg.weight_decay})
+    if cfg.optimizer == "rsgd":
+        return geoopt.optim.RiemannianSGD(groups, lr=lr, stabilize=10)
+    return geoopt.optim.RiemannianAdam(groups, lr=lr, stabilize=10)
+
+
+def _set_lr(opt, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def _grads_finite(model) -> bool:
+    for p in model.parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            return False
+    return True
+
+
+def validation_score(model, data: TrainData) -> Optional[float]:
+    """Average precision of the validation pairs against their negatives."""
+    if data.val_pos is None or len(data.val_pos) == 0:
+        return None
+    from hgraph.eval.link import link_prediction
+    model.eval()
+    with torch.no_grad():
+        z = data.embed_all(model)
+    model.train()
+    return float(link_prediction(model.manifold, z, torch.as_tensor(data.val_pos),
+                                 torch.as_tensor(data.val_neg))["ap"])
+
+
+def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
+          progress: bool = True, on_epoch: Optional[Callable[[int, Dict], None]] = None,
+          checkpoint: Optional[Callable[[int, Dict], None]] = None,
+          start_epoch: int = 0, optimizer=None, result: Optional[TrainResult] = None,
+          rng: Optional[np.random.Generator] = None) -> TrainResult:
+    """Train ``model`` in place; returns the history and the chosen epoch.
+
+    ``cfg`` is a :class:`hgraph.config.TrainConfig`.  The model with the best
+    validation AP (if there are validation pairs) is restored at the end.
+    ``checkpoint(epoch, state)`` is called every ``cfg.checkpoint_every``
+    epochs with a dict holding model, optimiser and RNG states.
+    """
+    from tqdm.auto import tqdm
+
+    loss_fn = LOSSES[cfg.loss]
+    rng = np.random.default_rng(seed) if rng is None else rng
+    res = TrainResult() if result is None else result
+    opt = optimizer or make_optimizer(model, cfg, cfg.lr)
+    pos = data.positives
+    n_pos = len(pos)
+    if n_pos == 0:
+        raise ValueError("no training positives (is every edge held out?)")
+    steps = math.ceil(n_pos / cfg.batch_size)
+    best_state = None
+    bad_in_row = 0
+    last_good = copy.deepcopy(model.state_dict())
+    t_start = time.perf_counter() - res.train_time_s
+    model.train()
+    bar = tqdm(range(start_epoch, cfg.epochs), desc="train", disable=not progress,
+               unit="epoch", dynamic_ncols=True)
+    for epoch in bar:
+        in_burnin = epoch < cfg.burnin
+        _set_lr(opt, cfg.lr / cfg.burnin_factor if in_burnin else cfg.lr)
+        perm = rng.permutation(n_pos)
+        total, count = 0.0, 0
+        reg_total = 0.0
+        for s in range(steps):
+            b = pos[perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+            u, v = b[:, 0], b[:, 1]
+            neg, mask = data.sampler.sample(u, cfg.negatives, rng)
+            reg_samples = None
+            lam = 0.0
+            if data.regularizer is not None:
+                from hgraph.regularizers import lambda_at
+                lam = lambda_at(epoch, cfg.reg_lambda, cfg.reg_warmup)
+                if lam > 0:
+                    reg_samples = data.regularizer.sample(u, rng)
+            parts = [u, v, neg.ravel()]
+            if reg_samples is not None:
+                parts.append(data.regularizer.nodes(reg_samples))
+            ids_np, inv = np.unique(np.concatenate(parts), return_inverse=True)
+            ids = torch.from_numpy(ids_np).to(device)
+            z = data.embedder(model, ids)
+            B = len(u)
+            iu = torch.from_numpy(inv[:B]).to(device)
+            iv = torch.from_numpy(inv[B:2 * B]).to(device)
+            ineg = torch.from_numpy(inv[2 * B:2 * B + neg.size].reshape(neg.shape)).to(device)
+            loss = loss_fn(model.manifold, z[iu], z[iv], z[ineg],
+                           torch.from_numpy(mask).to(device))
+            reg_val = 0.0
+            if reg_samples is not None:
+                def local(g, _ids=ids_np):  # global ids -> rows of z
+                    return torch.from_numpy(np.searchsorted(_ids, g)).to(device)
+                reg_losses = data.regularizer.loss(model.manifold, z, local, reg_samples)
+                reg = sum(reg_losses.values())
+                reg_val = float(reg.detach())
+                loss = loss + lam * reg
+            opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                bad = True
+            else:
+                loss.backward()
+                bad = not _grads_finite(model)
+            if bad:
+                res.bad_steps += 1
+                bad_in_row += 1
+                opt.zero_grad(set_to_none=True)
+                if bad_in_row >= cfg.max_bad_steps:
+                    model.load_state_dict(last_good)
+                    raise TrainingDiverged(
+                        f"{bad_in_row} non-finite steps in a row at epoch {epoch + 1}; "
+                        f"restored the last good parameters (try a lower --lr or float64)")
+                continue
+            opt.step()
+            bad_in_row = 0
+            total += float(loss.detach()) * B
+            reg_total += reg_val * B
+            count += B
+        if count:
+            last_good = copy.deepcopy(model.state_dict())
+        rec: Dict[str, float] = {"epoch": epoch + 1, "loss": total / max(count, 1),
+                                 "lr": opt.param_groups[0]["lr"],
+                                 "time_s": time.perf_counter() - t_start}
+        if data.regularizer is not None:
+            rec["reg"] = reg_total / max(count, 1)
+        for m in model.modules():
+            man = getattr(m, "manifold", None)
+            if man is not None and M.kind(man) != "euclidean":
+                rec["curvature"] = M.curvature_of(man)
+                break
+        last = epoch + 1 == cfg.epochs
+        if data.val_pos is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
+            score = validation_score(model, data)
+            rec["val_ap"] = score
+            if score is not None and not (score <= res.best_val):  # NaN-safe: first wins
+                res.best_val, res.best_epoch = score, epoch + 1
+                best_state = copy.deepcopy(model.state_dict())
+        res.history.append(rec)
+        res.epochs_run = epoch + 1
+        res.train_time_s = time.perf_counter() - t_start
+        bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v)
+                         for k, v in rec.items() if k in ("loss", "val_ap", "reg")})
+        if on_epoch is not None:
+            on_epoch(epoch, rec)
+        if checkpoint is not None and cfg.checkpoint_every and \
+                ((epoch + 1) % cfg.checkpoint_every == 0 or last):
+            checkpoint(epoch + 1, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "rng": rng.bit_generator.state,
+                                   "torch_rng": torch.get_rng_state(),
+                                   "result": res})
+        if cfg.patience and res.best_epoch > 0 and \
+                (epoch + 1 - res.best_epoch) >= cfg.patience * cfg.eval_every:
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        res.best_epoch = res.epochs_run
+    res.train_time_s = time.perf_counter() - t_start
+    return res
