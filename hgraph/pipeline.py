@@ -1,0 +1,429 @@
+"""The pipeline: ``run(cfg) -> RunResult``.
+
+data (DATASETS) -> leak-free splits -> for each seed: encoder (ENCODERS) on a
+manifold (MANIFOLDS), trained with a loss (LOSSES) by :func:`hgraph.train.train`,
+then evaluated -> ``results/<run_id>/`` + ``results/summary.{csv,md}``.
+
+Seeds are set inside :func:`run`, never at import.  The input is read and
+validated before anything is written, so bad input leaves no folder behind.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from hgraph import manifolds as M
+from hgraph import results as R
+from hgraph.config import DataConfig, RunConfig
+from hgraph.data.graph import NegativeSampler, has_neighbor_sampler, symmetric, to_pyg
+from hgraph.data.taxonomy import Taxonomy, transitive_closure
+from hgraph.errors import HGraphInputError
+from hgraph.nn.encoders import EncoderSpec, build_encoder
+from hgraph.train import (DirectEmbedder, FullGraphEmbedder, SampledEmbedder, TrainData,
+                          TrainResult, train)
+
+Tensor = torch.Tensor
+
+
+# ------------------------------------------------------------------ datasets
+def _synthetic(cfg: DataConfig, arg: Optional[str]) -> Taxonomy:
+    from hgraph.data.generate import generate_tree, hierarchical_features
+    tax = generate_tree(root_children=cfg.gen_root_children, min_children=cfg.gen_min_children,
+                        max_children=cfg.gen_max_children, leaf_prob=tuple(cfg.gen_leaf_prob),
+                        seed=cfg.gen_seed)
+    if cfg.features is None:
+        tax.features = hierarchical_features(tax, dim=cfg.feature_dim, noise=cfg.feature_noise,
+                                             seed=cfg.gen_seed)
+    return tax
+
+
+def _file_reader(default_format: str, tree: Optional[bool]):
+    def read(cfg: DataConfig, arg: Optional[str]) -> Taxonomy:
+        from hgraph.data.io import read_taxonomy
+        if not arg:
+            raise HGraphInputError("this dataset needs a path, e.g. csv:path/to/edges.csv",
+                                   file=cfg.dataset)
+        fmt = cfg.format if cfg.format != "auto" else default_format
+        return read_taxonomy(arg, format=fmt, tree=tree)
+    return read
+
+
+def _wordnet(which: str):
+    def read(cfg: DataConfig, arg: Optional[str]) -> Taxonomy:
+        from hgraph.data.wordnet import load_wordnet
+        return load_wordnet(which) if arg is None else load_wordnet(which, root=arg)
+    return read
+
+
+#: name -> loader(DataConfig, argument after ':') -> Taxonomy.  The --dataset choices.
+DATASETS: Dict[str, Callable[[DataConfig, Optional[str]], Taxonomy]] = {
+    "curvlearn-synthetic": _synthetic,
+    "curvlearn-csv": _file_reader("auto", True),
+    "csv": _file_reader("auto", None),
+    "closure": _file_reader("closure", None),
+    "wordnet-mammals": _wordnet("mammals"),
+    "wordnet-nouns": _wordnet("nouns"),
+}
+
+
+def load_dataset(cfg: DataConfig) -> Taxonomy:
+    """Resolve ``cfg.dataset`` (``name`` or ``name:PATH``) through :data:`DATASETS`."""
+    name, _, arg = cfg.dataset.partition(":")
+    if name not in DATASETS:
+        raise HGraphInputError(f"unknown dataset {cfg.dataset!r}",
+                               fix=f"choose from {', '.join(sorted(DATASETS))} (PATH after ':')")
+    tax = DATASETS[name](cfg, arg or None)
+    if cfg.features is not None:
+        from hgraph.data.io import read_features
+        tax.features = read_features(cfg.features, tax)
+    return tax
+
+
+# ------------------------------------------------------------------ splits
+@dataclass
+class Splits:
+    """Leak-free views of one taxonomy (global node ids throughout).
+
+    ``train``: (E_tr, 2) message-passing / training edges (child, parent);
+    ``val``/``test``: held-out edges; ``train_closure``: closure of ``train``
+    only; ``forbidden``: symmetric full closure, the filter for negatives;
+    ``heldout``: inductive nodes (absent from every training structure);
+    ``train_mask``: (N,) nodes seen in training.
+    """
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    train_closure: Any
+    all_closure: Any
+    all_edges: Any
+    forbidden: Any
+    heldout: np.ndarray
+    train_mask: np.ndarray
+    heldout_ancestors: Any = None
+
+
+def make_splits(tax: Taxonomy, cfg: DataConfig) -> Splits:
+    from hgraph.data.splits import edge_split, inductive_split
+    n = tax.num_nodes
+    es = edge_split(tax, val_frac=cfg.val_frac, test_frac=cfg.test_frac, seed=cfg.split_seed)
+    train, val, test = es.train, es.val, es.test
+    heldout = np.zeros(0, dtype=np.int64)
+    train_mask = np.ones(n, dtype=bool)
+    anc = None
+    if cfg.inductive_frac > 0:
+        ns = inductive_split(tax, frac=cfg.inductive_frac, seed=cfg.split_seed)
+        heldout, train_mask, anc = ns.heldout, ns.train_mask, ns.heldout_ancestors
+
+        def keep(e):
+            return e[train_mask[e[:, 0]] & train_mask[e[:, 1]]]
+        train, val, test = keep(train), keep(val), keep(test)
+    train_closure = es.train_closure if cfg.inductive_frac == 0 else transitive_closure(train, n)
+    return Splits(train=train, val=val, test=test, train_closure=train_closure,
+                  all_closure=es.all_closure, all_edges=es.all_edges,
+                  forbidden=symmetric(es.all_closure), heldout=heldout,
+                  train_mask=train_mask, heldout_ancestors=anc)
+
+
+# ------------------------------------------------------------------ helpers
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise HGraphInputError("--device cuda was asked for but no CUDA device is available",
+                               fix="use --device auto or cpu")
+    return torch.device(name)
+
+
+def set_seed(seed: int) -> None:
+    import random
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def _closure_pairs(c) -> np.ndarray:
+    c = c.tocoo()
+    return np.stack([c.row, c.col], axis=1).astype(np.int64)
+
+
+@dataclass
+class Prepared:
+    """Data-derived state shared by every seed of a run."""
+    tax: Taxonomy
+    splits: Splits
+    x: Optional[Tensor]
+    pyg: Any
+    positives: np.ndarray
+    sampler: NegativeSampler
+    val_neg: Optional[np.ndarray]
+    test_neg: Optional[np.ndarray]
+
+
+def prepare(cfg: RunConfig, tax: Taxonomy, device: torch.device, dtype: torch.dtype) -> Prepared:
+    from hgraph.eval.link import sample_lp_negatives
+    splits = make_splits(tax, cfg.data)
+    x = None
+    if tax.features is not None:
+        x = torch.as_tensor(np.asarray(tax.features), dtype=dtype, device=device)
+    pyg = to_pyg(tax, splits.train, None if x is None else x.cpu())
+    if cfg.train.positives == "closure":
+        positives = _closure_pairs(splits.train_closure)
+    else:
+        positives = splits.train.copy()
+    if len(positives) == 0:
+        raise HGraphInputError("no training pairs left after the splits",
+                               file=tax.source, fix="lower --val-frac/--test-frac")
+    cands = np.flatnonzero(splits.train_mask) if len(splits.heldout) else None
+    sampler = NegativeSampler(splits.forbidden, tax.num_nodes, candidates=cands)
+    k = cfg.eval.lp_negatives
+    val_neg = test_neg = None
+    if len(splits.val):
+        val_neg = sample_lp_negatives(torch.as_tensor(splits.val), tax.num_nodes, k,
+                                      splits.forbidden, seed=cfg.eval.eval_seed)
+    if len(splits.test):
+        test_neg = sample_lp_negatives(torch.as_tensor(splits.test), tax.num_nodes, k,
+                                       splits.forbidden, seed=cfg.eval.eval_seed + 1)
+    return Prepared(tax, splits, x, pyg, positives, sampler,
+                    None if val_neg is None else np.asarray(val_neg),
+                    None if test_neg is None else np.asarray(test_neg))
+
+
+def make_embedders(model, prep: Prepared, cfg: RunConfig, device: torch.device):
+    """(embedder for training steps, embed_all for evaluation) for this encoder."""
+    n = prep.tax.num_nodes
+    x = prep.x
+    if getattr(model, "uses_graph", False):
+        ei = prep.pyg.edge_index.to(device)
+        if cfg.train.full_batch or not has_neighbor_sampler():
+            if not cfg.train.full_batch:
+                print("[hgraph] no pyg-lib/torch-sparse: HGCN trains full-batch", file=sys.stderr)
+            emb = FullGraphEmbedder(x, ei, n)
+        else:
+            emb = SampledEmbedder(prep.pyg, cfg.train.fanouts, device)
+
+        def embed_all(m):
+            if hasattr(m, "inference"):
+                return m.inference(x, ei, n, batch_size=max(cfg.eval.chunk, 4096), device=device)
+            return m(x, ei, torch.arange(n, device=device))
+        return emb, embed_all
+
+    direct = DirectEmbedder(x)
+
+    def embed_all(m):
+        out = []
+        step = 65536
+        for i in range(0, n, step):
+            ids = torch.arange(i, min(i + step, n), device=device)
+            out.append(direct(m, ids))
+        return torch.cat(out)
+    return direct, embed_all
+
+
+def evaluate(model, prep: Prepared, cfg: RunConfig, embed_all, device) -> Tuple[Dict[str, float], Tensor]:
+    """All metrics of one trained model; returns (metrics, all points)."""
+    from hgraph.eval.hierarchy import ancestor_map, norm_level_spearman
+    from hgraph.eval.link import link_prediction, parent_ranking
+    from hgraph.eval.ranking import reconstruction
+
+    model.eval()
+    man = model.manifold
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    with torch.no_grad():
+        sync()
+        t0 = time.perf_counter()
+        z = embed_all(model)
+        sync()
+        embed_time = time.perf_counter() - t0
+    z = z.detach()
+    sp_ = prep.splits
+    out: Dict[str, float] = {"embed_time_s": embed_time,
+                             "embed_nodes_per_s": prep.tax.num_nodes / max(embed_time, 1e-9)}
+    t0 = time.perf_counter()
+    sample = cfg.eval.recon_sample or None
+    rec = reconstruction(man, z, sp_.train_closure, sample=sample, seed=cfg.eval.eval_seed,
+                         chunk=cfg.eval.chunk)
+    out.update({"recon_mean_rank": rec["mean_rank"], "recon_map": rec["map"],
+                "recon_sources": rec["num_sources"]})
+    if len(sp_.test):
+        lp = link_prediction(man, z, torch.as_tensor(sp_.test), torch.as_tensor(prep.test_neg))
+        out.update({"lp_roc_auc": lp["roc_auc"], "lp_ap": lp["ap"]})
+        cand = torch.as_tensor(sp_.train_mask) if len(sp_.heldout) else None
+        pr = parent_ranking(man, z, torch.as_tensor(sp_.test), sp_.all_edges,
+                            candidates=cand, chunk=cfg.eval.chunk)
+        out.update({"parent_mrr": pr["mrr"], "parent_mean_rank": pr["mean_rank"],
+                    "parent_hits@1": pr["hits@1"], "parent_hits@3": pr["hits@3"],
+                    "parent_hits@10": pr["hits@10"]})
+    if len(sp_.heldout):
+        tax = prep.tax
+        held = sp_.heldout
+        cp = tax.child_to_parent
+        rows = [(int(u), int(p)) for u in held for p in cp.indices[cp.indptr[u]:cp.indptr[u + 1]]]
+        q = torch.as_tensor(np.array(rows, dtype=np.int64).reshape(-1, 2))
+        cand = torch.as_tensor(sp_.train_mask)
+        ir = parent_ranking(man, z, q, sp_.all_edges, candidates=cand, chunk=cfg.eval.chunk)
+        out.update({"inductive_mrr": ir["mrr"], "inductive_hits@1": ir["hits@1"],
+                    "inductive_hits@3": ir["hits@3"], "inductive_hits@10": ir["hits@10"]})
+        am = ancestor_map(man, z, torch.as_tensor(held), sp_.heldout_ancestors, cand)
+        out["inductive_map"] = am["map"] if isinstance(am, dict) else float(am)
+    sl = norm_level_spearman(man, z, prep.tax.level)
+    out["spearman_norm_level"] = sl["spearman"]
+    out["eval_time_s"] = time.perf_counter() - t0
+    return out, z
+
+
+# ------------------------------------------------------------------ run
+@dataclass
+class RunResult:
+    """What :func:`run` returns: where it wrote, and the numbers."""
+    run_dir: Path
+    config: RunConfig
+    metrics: Dict[str, Dict[str, float]]          # name -> {mean, std, n}
+    per_seed: List[Dict[str, float]]
+    dataset: Dict[str, Any]
+    histories: List[List[Dict[str, float]]] = field(default_factory=list)
+
+    def mean(self, key: str) -> float:
+        return self.metrics[key]["mean"]
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    ds = cfg.data.dataset.split(":")[0] if ":" not in cfg.data.dataset else \
+        cfg.data.dataset.split(":")[0] + "-" + Path(cfg.data.dataset.split(":", 1)[1]).stem
+    return (f"{time.strftime('%Y%m%d-%H%M%S')}_{ds}_{cfg.model.encoder}_"
+            f"{cfg.model.manifold}_d{cfg.model.dim}")
+
+
+def run(cfg: RunConfig, argv: Optional[List[str]] = None) -> RunResult:
+    """Run one configuration over its seeds; write the run folder; return the result."""
+    t_wall = time.perf_counter()
+    device = resolve_device(cfg.device)
+    dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
+    tax = load_dataset(cfg.data)                         # validates input, writes nothing
+    prep = prepare(cfg, tax, device, dtype)
+    if prep.x is None and cfg.model.encoder in ("ramen",) and not cfg.model.id_embeddings:
+        raise HGraphInputError(f"encoder {cfg.model.encoder!r} needs node features; "
+                               f"dataset {cfg.data.dataset!r} has none",
+                               fix="pass --features FILE or --id-embeddings")
+
+    run_dir = R.new_run_dir(cfg.out, cfg.name or default_run_name(cfg))
+    command = " ".join([os.path.basename(sys.executable), *(argv if argv is not None else sys.argv)])
+    R.atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
+    R.atomic_write_text(run_dir / "command.txt", command + "\n")
+    ds_summary = tax.summary()
+    ds_summary.update({"train_edges": len(prep.splits.train), "val_edges": len(prep.splits.val),
+                       "test_edges": len(prep.splits.test),
+                       "heldout_nodes": int(len(prep.splits.heldout)),
+                       "train_positives": int(len(prep.positives)),
+                       "features": None if prep.x is None else int(prep.x.shape[1])})
+
+    per_seed: List[Dict[str, float]] = []
+    histories = []
+    best_points = None
+    model = None
+    for seed in cfg.seeds:
+        set_seed(seed)
+        manifold = M.make_manifold(cfg.model.manifold, cfg.model.curvature,
+                                   cfg.model.learn_curvature)
+        spec = EncoderSpec(cfg=cfg.model, manifold=manifold, num_nodes=tax.num_nodes,
+                           in_dim=None if prep.x is None else int(prep.x.shape[1]))
+        model = build_encoder(spec).to(device=device, dtype=dtype)
+        embedder, embed_all = make_embedders(model, prep, cfg, device)
+        reg = None
+        if cfg.model.encoder == "ramen" and cfg.train.reg_lambda > 0:
+            from hgraph.regularizers import GraphRegularizer
+            reg = GraphRegularizer(prep.splits.train, tax.num_nodes, kinds=cfg.train.reg_kinds,
+                                   margin=cfg.train.reg_margin,
+                                   hard_negatives=cfg.train.hard_negatives, level=tax.level,
+                                   allowed=prep.splits.train_mask, seed=seed)
+        data = TrainData(num_nodes=tax.num_nodes, positives=prep.positives, sampler=prep.sampler,
+                         embedder=embedder, embed_all=embed_all,
+                         val_pos=prep.splits.val if len(prep.splits.val) else None,
+                         val_neg=prep.val_neg, regularizer=reg)
+        ckpt_path = run_dir / f"checkpoint_seed{seed}.pt"
+
+        def checkpoint(epoch, state, _p=ckpt_path):
+            tmp = _p.with_suffix(".pt.tmp")
+            torch.save({"epoch": epoch, **state}, tmp)
+            os.replace(tmp, _p)
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        res: TrainResult = train(model, data, cfg.train, device=device, seed=seed,
+                                 progress=cfg.progress, checkpoint=checkpoint)
+        metrics, z = evaluate(model, prep, cfg, embed_all, device)
+        metrics.update({"seed": seed, "train_time_s": res.train_time_s,
+                        "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,
+                        "bad_steps": res.bad_steps,
+                        "curvature": M.curvature_of(model.manifold)})
+        metrics.update(R.peak_memory_mb(device))
+        per_seed.append(metrics)
+        histories.append(res.history)
+        if best_points is None:
+            best_points = z.cpu()
+        if cfg.progress:
+            _print_seed(seed, metrics)
+
+    agg = R.aggregate(per_seed)
+    env = R.environment(device)
+    meta = {"git": R.git_hash(str(Path(__file__).resolve().parent.parent)), "command": command,
+            "seeds": list(cfg.seeds), "wall_time_s": time.perf_counter() - t_wall,
+            "env": env, "dataset": ds_summary, **R.peak_memory_mb(device)}
+    R.atomic_write_json(run_dir / "metrics.json", {"mean_std": agg, "per_seed": per_seed,
+                                                   "run": meta})
+    R.atomic_write_json(run_dir / "history.json", histories)
+    if cfg.save_embeddings and best_points is not None:
+        _save_embeddings(run_dir, best_points, tax, model.manifold)
+    if cfg.plots and best_points is not None:
+        _plots(run_dir, best_points, tax, model.manifold, histories[0])
+    row = {"run_id": run_dir.name, "date": time.strftime("%Y-%m-%d %H:%M"),
+           "dataset": cfg.data.dataset, "encoder": cfg.model.encoder,
+           "manifold": cfg.model.manifold, "dim": cfg.model.dim, "loss": cfg.train.loss,
+           "epochs": cfg.train.epochs, "seeds": len(cfg.seeds), "device": str(device),
+           "git": meta["git"]}
+    for k in R.SUMMARY_METRICS:
+        if k in agg:
+            row[k] = agg[k]["mean"]
+            row[k + "_std"] = agg[k]["std"]
+    R.mark_complete(run_dir)
+    R.append_summary(cfg.out, row)
+    return RunResult(run_dir=run_dir, config=cfg, metrics=agg, per_seed=per_seed,
+                     dataset=ds_summary, histories=histories)
+
+
+def _save_embeddings(run_dir: Path, points: Tensor, tax: Taxonomy, manifold) -> None:
+    try:
+        from hgraph.export import save_embeddings
+    except ImportError:  # export module not present: keep the raw points
+        np.save(run_dir / "embeddings.npy", points.numpy())
+        return
+    save_embeddings(run_dir, points, tax, manifold)
+
+
+def _plots(run_dir: Path, points: Tensor, tax: Taxonomy, manifold, history) -> None:
+    try:
+        from hgraph import viz
+    except ImportError:
+        return
+    kind = M.kind(manifold)
+    if kind == "euclidean":
+        return
+    pts = M.to_poincare(manifold, points).numpy()
+    c = M.curvature_of(manifold)
+    viz.plot_disk(pts, tax.level, run_dir / "disk.png", curvature=c,
+                  title=f"{run_dir.name}: embeddings by level")
+    viz.plot_norm_by_level(pts, tax.level, run_dir / "norm_by_level.png", curvature=c)
+    viz.plot_curves(history, run_dir / "curves.png")
+
+
+def _print_seed(seed: int, m: Dict[str, float]) -> None:
+    keys = ["lp_roc_auc", "lp_ap", "parent_mrr", "recon_mean_rank", "recon_map",
+            "spearman_norm_level", "inductive_mrr", "train_time_s"]
+    parts = [f"{k}={m[k]:.4g}" for k in keys if k in m and m[k] is not None]
+    print(f"[seed {seed}] " + " ".join(parts), file=sys.stderr)
