@@ -106,3 +106,7 @@ def build_encoder(spec: EncoderSpec) -> Encoder:
     except KeyError:
         raise ValueError(f"unknown encoder {spec.cfg.encoder!r}; choose from {sorted(ENCODERS)}") from None
     return factory(spec)
+
+
+from hgraph.nn.ramen import build_ramen  # noqa: E402
+ENCODERS["ramen"] = build_ramen
