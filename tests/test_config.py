@@ -1,0 +1,66 @@
+"""Config tree, YAML loading and the generated CLI."""
+import json
+
+import pytest
+
+from hgraph.cli import build_parser, main, parse_config
+from hgraph.config import RunConfig, from_dict
+from hgraph.errors import HGraphInputError
+
+
+def test_defaults_roundtrip_json_sorted():
+    cfg = RunConfig()
+    d = json.loads(cfg.to_json())
+    assert list(d) == sorted(d)
+    assert from_dict(d) == cfg
+
+
+def test_cli_flags_override_yaml(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("model:\n  dim: 5\n  encoder: shallow\ntrain:\n  epochs: 7\nseeds: [1, 2]\n")
+    cfg, _ = parse_config(["--config", str(y), "--dim", "3", "--fanouts", "5", "5"])
+    assert cfg.model.dim == 3 and cfg.train.epochs == 7 and cfg.seeds == (1, 2)
+    assert cfg.train.fanouts == (5, 5)
+    cfg2, _ = parse_config(["--seed", "4", "--seed", "5", "--no-progress"])
+    assert cfg2.seeds == (4, 5) and cfg2.progress is False
+
+
+@pytest.mark.parametrize("text,word", [
+    ("model:\n  dimm: 5\n", "unknown key model.dimm"),
+    ("model:\n  dim: five\n", "model.dim"),
+    ("train:\n  epochs: -3\n", "train.epochs"),
+    ("model:\n  dim: -2\n", "model.dim"),
+    ("bogus: 1\n", "unknown key 'bogus'"),
+    ("model: [1, 2]\n", "mapping"),
+    ("model:\n  dim: 5\n   bad indent: x\n", "invalid YAML"),
+])
+def test_bad_yaml_is_one_line_error(tmp_path, text, word):
+    y = tmp_path / "bad.yaml"
+    y.write_text(text)
+    with pytest.raises(HGraphInputError) as e:
+        parse_config(["--config", str(y)])
+    msg = str(e.value)
+    assert word in msg and str(y) in msg and "\n" not in msg
+
+
+def test_cli_exit_2_and_nothing_written(tmp_path, capsys):
+    y = tmp_path / "bad.yaml"
+    y.write_text("train:\n  epochs: 0\n")
+    out = tmp_path / "results"
+    assert main(["--config", str(y), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_cli_choices_come_from_registries():
+    from hgraph.losses import LOSSES
+    from hgraph.manifolds import MANIFOLDS
+    from hgraph.nn.encoders import ENCODERS
+    p = build_parser()
+    acts = {a.dest: a for a in p._actions}
+    assert set(acts["model.encoder"].choices) == set(ENCODERS)
+    assert set(acts["model.manifold"].choices) == set(MANIFOLDS)
+    assert set(acts["train.loss"].choices) == set(LOSSES)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--encoder", "nope"])
