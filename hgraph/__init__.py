@@ -1,0 +1,1 @@
+from hgraph.export import load_embeddings  # noqa: F401

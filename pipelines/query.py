@@ -1,0 +1,76 @@
+#!/usr/bin/env python
+"""Nearest categories of one node in a saved run, by hyperbolic distance.
+
+Reads the files that hgraph.export.save_embeddings wrote into a run directory
+(embeddings.npy, embeddings.csv, embedding_meta.json) and prints the k nearest
+nodes with their distances and levels.
+
+Examples:
+    python pipelines/query.py --run results/curvlearn_shallow --node 0-45 -k 10
+    python pipelines/query.py --run results/wordnet --node mammal.n.01 --tsv
+
+Exit status: 0 on success, 2 on bad input (unknown node, missing run files).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+try:
+    import hgraph  # noqa: F401
+except ImportError:  # running from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="query.py",
+        description="Print the k categories nearest to a node (exact hyperbolic distance, "
+                    "the node itself excluded).",
+        epilog="The run directory must hold embeddings.npy, embeddings.csv and "
+               "embedding_meta.json (written by hgraph.export.save_embeddings).",
+    )
+    p.add_argument("--run", required=True, type=Path, metavar="DIR",
+                   help="run directory, e.g. results/<run_id>")
+    p.add_argument("--node", required=True, metavar="NAME",
+                   help="node name as in metadata.tsv; an integer that is not a name is read as an id")
+    p.add_argument("-k", type=int, default=10, help="number of neighbours (default: 10)")
+    p.add_argument("--no-faiss", action="store_true",
+                   help="search with torch only (default: faiss when installed)")
+    p.add_argument("--tsv", action="store_true",
+                   help="print tab-separated rank, name, distance, level with a header line")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from hgraph.errors import HGraphInputError
+    from hgraph.export import load_embeddings
+    from hgraph.retrieval import nearest
+    if args.k < 1:
+        print("error: -k must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        emb = load_embeddings(args.run)
+        i = emb.id_of(args.node)
+        rows = nearest(emb, i, args.k, use_faiss=False if args.no_faiss else None)
+    except HGraphInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.tsv:
+        print("rank\tname\tdistance\tlevel")
+        for r, (name, d, lv) in enumerate(rows, 1):
+            print(f"{r}\t{name}\t{d:.6g}\t{lv}")
+        return 0
+    print(f"{len(rows)} nearest to {emb.names[i]!s} (id {i}, level {int(emb.levels[i])}) "
+          f"in {args.run} [{emb.kind}, c={emb.curvature:g}, dim {emb.intrinsic_dim}]")
+    w = max([len("name")] + [len(n) for n, _, _ in rows])
+    print(f"{'rank':>4}  {'name':<{w}}  {'distance':>10}  {'level':>5}")
+    for r, (name, d, lv) in enumerate(rows, 1):
+        print(f"{r:>4}  {name:<{w}}  {d:>10.4f}  {lv:>5}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
