@@ -14,7 +14,5 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 @pytest.fixture(autouse=True)
-def _no_results_in_repo(monkeypatch, tmp_path):
-    """Tests never write into the repository's results/ folder."""
+def _headless_matplotlib(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    yield

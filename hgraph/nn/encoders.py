@@ -110,3 +110,7 @@ def build_encoder(spec: EncoderSpec) -> Encoder:
 
 from hgraph.nn.ramen import build_ramen  # noqa: E402
 ENCODERS["ramen"] = build_ramen
+
+
+from hgraph.nn.hgcn import build_hgcn  # noqa: E402
+ENCODERS["hgcn"] = build_hgcn
