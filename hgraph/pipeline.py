@@ -181,7 +181,9 @@ def prepare(cfg: RunConfig, tax: Taxonomy, device: torch.device, dtype: torch.dt
         raise HGraphInputError("no training pairs left after the splits",
                                file=tax.source, fix="lower --val-frac/--test-frac")
     cands = np.flatnonzero(splits.train_mask) if len(splits.heldout) else None
-    sampler = NegativeSampler(splits.forbidden, tax.num_nodes, candidates=cands)
+    # filtered against the full relation (held-out positives included): leak-free
+    train_forbidden = splits.all_closure if cfg.train.neg_filter == "ancestors" else splits.forbidden
+    sampler = NegativeSampler(train_forbidden, tax.num_nodes, candidates=cands)
     k = cfg.eval.lp_negatives
     val_neg = test_neg = None
     if len(splits.val):

@@ -12,7 +12,7 @@ def test_defaults_roundtrip_json_sorted():
     cfg = RunConfig()
     d = json.loads(cfg.to_json())
     assert list(d) == sorted(d)
-    assert from_dict(d) == cfg
+    assert from_dict(d, presets=False) == cfg
 
 
 def test_cli_flags_override_yaml(tmp_path):
@@ -64,3 +64,15 @@ def test_cli_choices_come_from_registries():
     assert set(acts["train.loss"].choices) == set(LOSSES)
     with pytest.raises(SystemExit):
         p.parse_args(["--encoder", "nope"])
+
+
+def test_encoder_presets_fill_only_unset_fields():
+    from hgraph.config import ENCODER_PRESETS
+    cfg, _ = parse_config(["--encoder", "hgcn"])
+    for k, v in ENCODER_PRESETS["hgcn"]["train"].items():
+        assert getattr(cfg.train, k) == v
+    cfg2, _ = parse_config(["--encoder", "hgcn", "--lr", "0.5", "--positives", "closure"])
+    assert cfg2.train.lr == 0.5 and cfg2.train.positives == "closure"
+    # shallow keeps the dataclass defaults
+    cfg3, _ = parse_config([])
+    assert cfg3.train == RunConfig().train

@@ -145,3 +145,36 @@ def test_registry_and_errors():
     with pytest.raises(ValueError, match="curvature"):
         M.make_manifold("poincare", -1.0)
     assert M.ambient_dim("lorentz", 10) == 11 and M.ambient_dim("poincare", 10) == 10
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["poincare", "lorentz"])
+@pytest.mark.parametrize("c", [1e-3, 1.0, 1e3])
+def test_expmap0_logmap0_match_geoopt_and_invert(name, dtype, c):
+    man = M.make_manifold(name, c).to(dtype)
+    g = torch.Generator().manual_seed(1)
+    # tangent norms well inside the cap, scaled to the curvature's length unit
+    u = torch.randn(100, 4, generator=g, dtype=dtype) * 0.7 / math.sqrt(c)
+    x = M.expmap0(man, u)
+    ref = man.expmap0(u if name == "poincare" else torch.nn.functional.pad(u, (1, 0)))
+    tol = 2e-4 if dtype == torch.float32 else 1e-9
+    torch.testing.assert_close(x, ref, atol=tol * (1 + ref.abs().max().item()), rtol=tol)
+    torch.testing.assert_close(M.logmap0(man, x), u, atol=tol / math.sqrt(c), rtol=10 * tol)
+    # distance from the origin: the ball's metric is 4x Euclidean at the origin (lambda_0 = 2)
+    d0 = M.dist(man, x, M.origin(man, 4, dtype=dtype).expand_as(x))
+    scale = 2.0 if name == "poincare" else 1.0
+    torch.testing.assert_close(d0, scale * u.norm(dim=-1), atol=tol / math.sqrt(c) * 10, rtol=50 * tol)
+
+
+@pytest.mark.parametrize("name", ["poincare", "lorentz"])
+def test_logmap0_keeps_small_vectors_in_float32(name):
+    man = M.make_manifold(name, 1.0)
+    u = torch.full((5, 3), 1e-4)
+    torch.testing.assert_close(M.logmap0(man, M.expmap0(man, u)), u, atol=1e-9, rtol=1e-4)
+
+
+def test_lorentz_expmap0_finite_at_high_curvature_float32():
+    man = M.make_manifold("lorentz", 1e3)
+    x = M.expmap0(man, torch.randn(50, 4) * 1e6)
+    assert torch.isfinite(x).all()
+    assert torch.isfinite(M.pairwise_dist(man, x)).all()
