@@ -203,6 +203,9 @@ def make_embedders(model, prep: Prepared, cfg: RunConfig, device: torch.device):
     x = prep.x
     if getattr(model, "uses_graph", False):
         ei = prep.pyg.edge_index.to(device)
+        if hasattr(model, "set_graph"):
+            # GCN normalisation uses degrees in the training graph, also on sampled subgraphs
+            model.set_graph(ei)
         if cfg.train.full_batch or not has_neighbor_sampler():
             if not cfg.train.full_batch:
                 print("[hgraph] no pyg-lib/torch-sparse: HGCN trains full-batch", file=sys.stderr)
