@@ -611,8 +611,9 @@ def reconstruction(manifold: geoopt.Manifold, x: Tensor, positives: sp.spmatrix,
     with at least one positive), drawn with ``numpy.random.default_rng(seed)``;
     exact when ``sample`` >= the number of sources.  ``chunk``: source rows per
     block (on accelerators the block is chunk × N keys plus a chunk × N mask;
-    on the CPU it is further cut into cache-sized tiles).  Results do not
-    depend on ``chunk``.
+    on the CPU it is further cut into cache-sized tiles, spread over
+    ``torch.get_num_threads()`` worker threads; ``torch.set_num_threads(1)``
+    makes it serial).  Results do not depend on ``chunk`` or the threads.
 
     Returns ``{mean_rank, map, num_sources, num_pairs, sampled, sample_size}``
     (``sample_size`` = number of sources evaluated).
