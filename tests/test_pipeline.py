@@ -84,3 +84,49 @@ def test_script_help_and_bad_input_without_traceback(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and str(missing) in r.stderr
     assert not (tmp_path / "r").exists()
+
+
+MID_TREE = ["--gen-root-children", "6", "--gen-min-children", "2", "--gen-max-children", "5",
+            "--feature-dim", "16"]
+
+
+@pytest.mark.slow
+# Thresholds sit below what these runs measured (chance is 0.5): hgcn/poincare 0.77,
+# hgcn/lorentz 0.69, ramen/poincare 0.97, ramen/lorentz 0.95.  Lorentz HGCN learning
+# slower than the ball on this task is an open item (see results/README.md).
+@pytest.mark.parametrize("encoder,manifold,floor", [("hgcn", "poincare", 0.72),
+                                                    ("hgcn", "lorentz", 0.62),
+                                                    ("ramen", "poincare", 0.9),
+                                                    ("ramen", "lorentz", 0.9)])
+def test_feature_encoders_learn_link_prediction(tmp_path, encoder, manifold, floor):
+    # ~600 nodes: on a 150-node tree HGCN overfits its ~120 training edges within 5 epochs
+    tree = ["--gen-root-children", "10", "--gen-min-children", "3", "--gen-max-children", "6",
+            "--feature-dim", "16"]
+    cfg, _ = parse_config([*tree, "--out", str(tmp_path / "r"), "--no-progress", "--no-plots",
+                           "--no-save-embeddings", "--encoder", encoder, "--manifold", manifold,
+                           "--epochs", "10", "--batch-size", "64", "--full-batch",
+                           "--test-frac", "0.15"])
+    res = run(cfg)
+    assert res.mean("lp_roc_auc") > floor, res.metrics
+    assert res.per_seed[0]["bad_steps"] == 0
+
+
+def test_inductive_nodes_absent_from_training(tmp_path):
+    from hgraph.pipeline import load_dataset, prepare
+    import numpy as np
+    import torch
+    cfg, _ = parse_config([*MID_TREE, "--inductive-frac", "0.2", "--encoder", "ramen"])
+    tax = load_dataset(cfg.data)
+    prep = prepare(cfg, tax, torch.device("cpu"), torch.float32)
+    held = prep.splits.heldout
+    assert len(held) > 0
+    in_held = np.zeros(tax.num_nodes, bool)
+    in_held[held] = True
+    assert not in_held[prep.positives].any()                       # no training pair
+    assert not in_held[prep.splits.train].any()                    # no message-passing edge
+    ei = prep.pyg.edge_index.numpy()
+    assert not in_held[ei].any()
+    c = prep.splits.train_closure.tocoo()
+    assert not in_held[c.row].any() and not in_held[c.col].any()   # no closure pair
+    neg, mask = prep.sampler.sample(prep.positives[:200, 0], 20, np.random.default_rng(0))
+    assert not in_held[neg[mask]].any()                            # never a negative either
