@@ -46,7 +46,10 @@ def _add_field(group, f: dataclasses.Field, dest: str) -> None:
     choices = md.get("choices")
     if callable(choices):
         choices = choices()
-    if isinstance(default, bool):
+    if md.get("repeat"):
+        kw["action"] = "append"
+        kw["metavar"] = "NAME"
+    elif isinstance(default, bool):
         kw["action"] = argparse.BooleanOptionalAction
     elif isinstance(default, tuple):
         kw["nargs"] = "+"

@@ -17,9 +17,10 @@ from typing import Any, Dict, Optional, Tuple
 from hgraph.errors import HGraphInputError
 
 
-def opt(default, help: str, choices=None, **kw):
-    """A dataclass field with CLI help text and optional choices."""
-    md = {"help": help}
+def opt(default, help: str, choices=None, repeat: bool = False, **kw):
+    """A dataclass field with CLI help text, optional choices, and ``repeat``
+    (a tuple filled by giving the flag several times)."""
+    md = {"help": help, "repeat": repeat}
     if choices is not None:
         md["choices"] = choices
     if isinstance(default, (list, dict, set)):
@@ -140,6 +141,9 @@ class RunConfig:
     progress: bool = opt(True, "progress bars")
     save_embeddings: bool = opt(True, "write embeddings into the run folder")
     plots: bool = opt(True, "write plots into the run folder")
+    plot_subtree: Tuple[str, ...] = opt((), "also plot the subtree under this node (name or id; "
+                                        "repeat the flag for several, e.g. 0-1 0-45 0-98)",
+                                        repeat=True)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

@@ -317,6 +317,7 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None) -> RunResult:
                                f"dataset {cfg.data.dataset!r} has none",
                                fix="pass --features FILE or --id-embeddings")
 
+    subtrees = [tax.index(name) for name in cfg.plot_subtree]   # unknown name: error now
     run_dir = R.new_run_dir(cfg.out, cfg.name or default_run_name(cfg))
     command = " ".join([os.path.basename(sys.executable), *(argv if argv is not None else sys.argv)])
     R.atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
@@ -386,7 +387,7 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None) -> RunResult:
     if cfg.save_embeddings and best_points is not None:
         _save_embeddings(run_dir, best_points, tax, model.manifold)
     if cfg.plots and best_points is not None:
-        _plots(run_dir, best_points, tax, model.manifold, histories[0])
+        _plots(run_dir, best_points, tax, model.manifold, histories[0], subtrees)
     row = {"run_id": run_dir.name, "date": time.strftime("%Y-%m-%d %H:%M"),
            "dataset": cfg.data.dataset, "encoder": cfg.model.encoder,
            "manifold": cfg.model.manifold, "dim": cfg.model.dim, "loss": cfg.train.loss,
@@ -411,20 +412,21 @@ def _save_embeddings(run_dir: Path, points: Tensor, tax: Taxonomy, manifold) -> 
     save_embeddings(run_dir, points, tax, manifold)
 
 
-def _plots(run_dir: Path, points: Tensor, tax: Taxonomy, manifold, history) -> None:
-    try:
-        from hgraph import viz
-    except ImportError:
-        return
-    kind = M.kind(manifold)
-    if kind == "euclidean":
+def _plots(run_dir: Path, points: Tensor, tax: Taxonomy, manifold, history,
+           subtrees: List[int]) -> None:
+    """Disk by level (Lorentz mapped to the ball), subtrees, norm by level, curves."""
+    from hgraph import viz
+    viz.plot_curves(history, run_dir / "curves.png", title=f"{run_dir.name}: training")
+    if M.kind(manifold) == "euclidean":
         return
     pts = M.to_poincare(manifold, points).numpy()
     c = M.curvature_of(manifold)
     viz.plot_disk(pts, tax.level, run_dir / "disk.png", curvature=c,
                   title=f"{run_dir.name}: embeddings by level")
     viz.plot_norm_by_level(pts, tax.level, run_dir / "norm_by_level.png", curvature=c)
-    viz.plot_curves(history, run_dir / "curves.png")
+    for node in subtrees:
+        viz.plot_subtree(pts, tax, node, run_dir / f"subtree_{R.slug(tax.names[node])}.png",
+                         curvature=c)
 
 
 def _print_seed(seed: int, m: Dict[str, float]) -> None:
