@@ -73,6 +73,8 @@ def test_encoder_presets_fill_only_unset_fields():
         assert getattr(cfg.train, k) == v
     cfg2, _ = parse_config(["--encoder", "hgcn", "--lr", "0.5", "--positives", "closure"])
     assert cfg2.train.lr == 0.5 and cfg2.train.positives == "closure"
-    # shallow keeps the dataclass defaults
+    # shallow keeps the training defaults and trains in float64 unless told otherwise
     cfg3, _ = parse_config([])
-    assert cfg3.train == RunConfig().train
+    assert cfg3.train == RunConfig().train and cfg3.dtype == "float64"
+    cfg4, _ = parse_config(["--dtype", "float32"])
+    assert cfg4.dtype == "float32"
