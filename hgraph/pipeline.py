@@ -319,7 +319,10 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None) -> RunResult:
 
     subtrees = [tax.index(name) for name in cfg.plot_subtree]   # unknown name: error now
     run_dir = R.new_run_dir(cfg.out, cfg.name or default_run_name(cfg))
-    command = " ".join([os.path.basename(sys.executable), *(argv if argv is not None else sys.argv)])
+    if argv is not None:
+        command = " ".join(["python", *argv])
+    else:  # called from Python: the configuration is the record
+        command = "hgraph.pipeline.run(cfg) with cfg = config.json of this folder"
     R.atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
     R.atomic_write_text(run_dir / "command.txt", command + "\n")
     ds_summary = tax.summary()
