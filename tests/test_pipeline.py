@@ -24,7 +24,7 @@ def _cfg(tmp_path, *extra):
 def test_shallow_reconstruction_reaches_map_09(tmp_path):
     cfg = _cfg(tmp_path, "--encoder", "shallow", "--dim", "5", "--epochs", "60",
                "--val-frac", "0", "--test-frac", "0", "--recon-sample", "0",
-               "--batch-size", "64", "--lr", "0.05", "--burnin", "5")
+               "--batch-size", "64", "--lr", "0.05", "--burnin", "5", "--negatives", "10")
     res = run(cfg)
     assert res.mean("recon_map") >= 0.9, res.metrics
     assert res.mean("recon_mean_rank") < 1.5
