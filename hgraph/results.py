@@ -41,6 +41,9 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)      # mkstemp creates 0600; results are for reading
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

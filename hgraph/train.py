@@ -73,10 +73,15 @@ class SampledEmbedder:
     """
 
     def __init__(self, data, fanouts, device):
+        import warnings
         from torch_geometric.loader import NeighborLoader
         self.device = device
-        self.loader = NeighborLoader(data, num_neighbors=list(fanouts), batch_size=1,
-                                     shuffle=False)
+        with warnings.catch_warnings():
+            # PyG deprecates sampling through torch-sparse in favour of pyg-lib, which
+            # has no wheel on every platform; torch-sparse is the supported fallback here.
+            warnings.filterwarnings("ignore", message=".*without a 'pyg-lib' installation")
+            self.loader = NeighborLoader(data, num_neighbors=list(fanouts), batch_size=1,
+                                         shuffle=False)
 
     def __call__(self, model, ids: Tensor) -> Tensor:
         batch = self.loader(ids.cpu()).to(self.device)
