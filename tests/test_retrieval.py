@@ -101,13 +101,18 @@ def test_far_from_origin_is_exact_where_float32_inner_product_is_not(dtype):
     m = M.make_manifold("lorentz", 1.0)
     g = torch.Generator().manual_seed(4)
     nc, per, d = 40, 50, 6
-    dirs = torch.randn(nc, d, generator=g, dtype=torch.float64)
-    cen = m.projx(m.expmap0(torch.nn.functional.pad(dirs / dirs.norm(dim=1, keepdim=True) * 8.0, (1, 0))))
-    cen = cen.repeat_interleave(per, 0)
-    v = torch.nn.functional.pad(torch.randn(nc * per, d, generator=g, dtype=torch.float64), (1, 0))
-    v = m.transp0(cen, v)
-    v = v / m.norm(v, keepdim=True) * 0.3 * torch.rand(nc * per, 1, generator=g, dtype=torch.float64)
-    x = m.projx(m.expmap(cen, v)).to(dtype)
+    # Test data is built without autograd: geoopt's TorchScript functions keep a
+    # process-wide specialisation, and after another test has run them with
+    # gradients they can return tensors that require grad for plain inputs.
+    with torch.no_grad():
+        dirs = torch.randn(nc, d, generator=g, dtype=torch.float64)
+        cen = m.projx(m.expmap0(torch.nn.functional.pad(dirs / dirs.norm(dim=1, keepdim=True) * 8.0,
+                                                        (1, 0))))
+        cen = cen.repeat_interleave(per, 0)
+        v = torch.nn.functional.pad(torch.randn(nc * per, d, generator=g, dtype=torch.float64), (1, 0))
+        v = m.transp0(cen, v)
+        v = v / m.norm(v, keepdim=True) * 0.3 * torch.rand(nc * per, 1, generator=g, dtype=torch.float64)
+        x = m.projx(m.expmap(cen, v)).to(dtype)
     q = x[::25]
     excl = torch.arange(0, len(x), 25)
     index = HyperbolicIndex(x, m, use_faiss=True)
@@ -118,7 +123,8 @@ def test_far_from_origin_is_exact_where_float32_inner_product_is_not(dtype):
     _check_equal_up_to_ties(D, ref_d, ref_i, dd, ii, rtol=0, atol=1e-6)
     assert index.stats["widened"] > 0          # the certificate did reject the first candidates
     # plain float32 inner-product ranking (no re-ranking) is measurably wrong here
-    xt = m.projx(x.double())
+    with torch.no_grad():
+        xt = m.projx(x.double())
     xt[:, 0] = -xt[:, 0]
     flat = faiss.IndexFlatIP(d + 1)
     flat.add(xt.float().numpy())
