@@ -90,7 +90,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     loss: str = opt("ranking", "training loss", choices=_loss_choices)
-    epochs: int = opt(50, "training epochs")
+    epochs: int = opt(20, "training epochs")
     lr: float = opt(0.05, "learning rate")
     optimizer: str = opt("radam", "Riemannian optimiser", choices=lambda: ["radam", "rsgd"])
     weight_decay: float = opt(0.0, "weight decay on Euclidean parameters")

@@ -121,23 +121,68 @@ class TrainResult:
     epochs_run: int = 0
 
 
+class _Optimizers:
+    """Several optimisers stepped as one (sparse table + dense rest)."""
+
+    def __init__(self, opts):
+        self.opts = opts
+
+    @property
+    def param_groups(self):
+        return [g for o in self.opts for g in o.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True):
+        for o in self.opts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        for o in self.opts:
+            o.step()
+
+    def state_dict(self):
+        return {"optimizers": [o.state_dict() for o in self.opts]}
+
+    def load_state_dict(self, state):
+        for o, s in zip(self.opts, state["optimizers"]):
+            o.load_state_dict(s)
+
+
 def make_optimizer(model: torch.nn.Module, cfg, lr: float):
     """geoopt RiemannianAdam / RiemannianSGD over every parameter.
 
     ManifoldParameters (shallow tables, hyperbolic biases) get Riemannian
     updates; curvatures and Euclidean weights ordinary ones (geoopt treats a
     plain tensor as Euclidean).  Weight decay applies to Euclidean weights only.
+    A shallow table (looked up with sparse gradients) gets geoopt's sparse
+    variant, which updates only the rows in the batch: at 84k nodes the dense
+    update of every row's moments was 60% of the step time.
     """
-    manifold_params = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
-    other = [p for p in model.parameters() if not isinstance(p, geoopt.ManifoldParameter)]
+    sparse_ids = set()
+    for m in model.modules():
+        if getattr(m, "sparse_grad", False) and hasattr(m, "weight"):
+            sparse_ids.add(id(m.weight))
+    sparse = [p for p in model.parameters() if id(p) in sparse_ids]
+    manifold_params = [p for p in model.parameters()
+                       if isinstance(p, geoopt.ManifoldParameter) and id(p) not in sparse_ids]
+    other = [p for p in model.parameters()
+             if not isinstance(p, geoopt.ManifoldParameter) and id(p) not in sparse_ids]
     groups = []
     if manifold_params:
         groups.append({"params": manifold_params, "weight_decay": 0.0})
     if other:
         groups.append({"params": other, "weight_decay": cfg.weight_decay})
+    opts = []
     if cfg.optimizer == "rsgd":
-        return geoopt.optim.RiemannianSGD(groups, lr=lr, stabilize=10)
-    return geoopt.optim.RiemannianAdam(groups, lr=lr, stabilize=10)
+        if groups:
+            opts.append(geoopt.optim.RiemannianSGD(groups, lr=lr, stabilize=10))
+        if sparse:
+            opts.append(geoopt.optim.SparseRiemannianSGD(sparse, lr=lr))
+    else:
+        if groups:
+            opts.append(geoopt.optim.RiemannianAdam(groups, lr=lr, stabilize=10))
+        if sparse:
+            opts.append(geoopt.optim.SparseRiemannianAdam(sparse, lr=lr))
+    return opts[0] if len(opts) == 1 else _Optimizers(opts)
 
 
 def _set_lr(opt, lr: float) -> None:
@@ -147,7 +192,12 @@ def _set_lr(opt, lr: float) -> None:
 
 def _grads_finite(model) -> bool:
     for p in model.parameters():
-        if p.grad is not None and not torch.isfinite(p.grad).all():
+        g = p.grad
+        if g is None:
+            continue
+        if g.is_sparse:
+            g = g.coalesce().values()
+        if not torch.isfinite(g).all():
             return False
     return True
 

@@ -80,10 +80,14 @@ class ShallowEncoder(Encoder):
                             device=self.weight.device).uniform_(-self.init_scale, self.init_scale)
             self.weight.copy_(M.expmap0(self.manifold, u))
 
+    #: rows are looked up with sparse gradients, so the optimiser touches only the
+    #: rows of the batch (geoopt's Sparse* optimisers) instead of all N rows
+    sparse_grad = True
+
     def forward(self, x: Optional[Tensor], edge_index: Optional[Tensor],
                 node_ids: Tensor) -> Tensor:
         """``node_ids``: (n,) -> (n, D) points."""
-        return self.weight[node_ids]
+        return torch.nn.functional.embedding(node_ids, self.weight, sparse=self.sparse_grad)
 
     def __repr__(self) -> str:
         return (f"ShallowEncoder(num_nodes={self.num_nodes}, dim={self.dim}, "
