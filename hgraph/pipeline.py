@@ -426,6 +426,11 @@ def _plots(run_dir: Path, points: Tensor, tax: Taxonomy, manifold, history,
     c = M.curvature_of(manifold)
     viz.plot_disk(pts, tax.level, run_dir / "disk.png", curvature=c,
                   title=f"{run_dir.name}: embeddings by level")
+    # same picture with radius proportional to hyperbolic distance from the origin:
+    # deep levels no longer merge into the boundary
+    viz.plot_disk(pts, tax.level, run_dir / "disk_equidistant.png", curvature=c,
+                  title=f"{run_dir.name}: by level (radius = distance to origin)",
+                  radial="equidistant")
     viz.plot_norm_by_level(pts, tax.level, run_dir / "norm_by_level.png", curvature=c)
     for node in subtrees:
         viz.plot_subtree(pts, tax, node, run_dir / f"subtree_{R.slug(tax.names[node])}.png",
