@@ -107,6 +107,7 @@ import torch
 import torch.nn.functional as F
 
 from hgraph import manifolds as M
+from hgraph.data.taxonomy import transitive_closure
 
 Tensor = torch.Tensor
 
@@ -159,24 +160,7 @@ def distance_closure(edges: np.ndarray, num_nodes: int) -> sp.csr_matrix:
     ``u``, ``h`` the fewest upward hops.  Frontier expansion: the pairs first
     reached at step ``h`` are exactly those at shortest distance ``h``.
     """
-    a = _csr(edges[:, 0], edges[:, 1], num_nodes)
-    seen = a.copy()
-    hops = a.copy()
-    frontier = a
-    h = 1
-    while frontier.nnz:
-        h += 1
-        frontier = frontier @ a
-        frontier.data[:] = 1
-        frontier = frontier - frontier.multiply(seen)
-        frontier.eliminate_zeros()
-        if frontier.nnz == 0:
-            break
-        seen = seen + frontier
-        hops = hops + frontier * h
-    hops = hops.tocsr()
-    hops.sort_indices()
-    return hops
+    return transitive_closure(edges, num_nodes, hops=True)
 
 
 def _keys(m: sp.csr_matrix, n: int) -> np.ndarray:

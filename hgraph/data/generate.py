@@ -23,7 +23,7 @@ from typing import List, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from hgraph.data.taxonomy import Taxonomy
+from hgraph.data.taxonomy import Taxonomy, topological_generations
 
 __all__ = ["generate_tree", "expected_level_sizes", "hierarchical_features"]
 
@@ -162,24 +162,8 @@ def _generations(tax: Taxonomy) -> List[np.ndarray]:
 
     Generation 0 is the root.  For a tree this is the level.  O(N + E).
     """
-    n = tax.num_nodes
-    e = tax.edges
-    indeg = np.bincount(e[:, 0], minlength=n).astype(np.int64)
-    p2c = tax.parent_to_child
-    frontier = np.flatnonzero(indeg == 0)
-    gens = []
-    seen = 0
-    while len(frontier):
-        gens.append(frontier)
-        seen += len(frontier)
-        kids = p2c[frontier].indices
-        if len(kids) == 0:
-            break
-        dec = np.bincount(kids, minlength=n)
-        before = indeg > 0
-        indeg -= dec
-        frontier = np.flatnonzero(before & (indeg == 0))
-    if seen != n:
+    gens, left = topological_generations(tax.edges, tax.num_nodes)
+    if np.any(left > 0):
         raise ValueError("the taxonomy has a cycle")
     return gens
 

@@ -35,31 +35,63 @@ def _csr(rows: np.ndarray, cols: np.ndarray, n: int) -> sp.csr_matrix:
     return m
 
 
-def transitive_closure(edges: np.ndarray, num_nodes: int) -> sp.csr_matrix:
-    """Ancestor relation of a DAG as a boolean CSR matrix.
+def transitive_closure(edges: np.ndarray, num_nodes: int, hops: bool = False) -> sp.csr_matrix:
+    """Ancestor relation of a DAG as a CSR matrix.
 
     ``edges``: (E, 2) rows ``(child, parent)``.  Returns ``C`` (N, N) with
-    ``C[u, v] = 1`` iff ``v`` is a proper ancestor of ``u``.  Computed as
-    ``A + A^2 + ...`` with sparse products, so the cost is proportional to the
-    number of closure pairs times the depth, never to N^2.
+    ``C[u, v]`` true iff ``v`` is a proper ancestor of ``u``: bool, or with
+    ``hops=True`` int32 holding the shortest number of edges from u up to v
+    (pairs first reached at step h are exactly those at distance h).
+    Computed as ``A + A^2 + ...`` with sparse products, keeping only pairs not
+    seen before, so the cost is proportional to the number of closure pairs
+    times the depth, never to N^2.
     """
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     a = _csr(edges[:, 0], edges[:, 1], num_nodes).astype(np.int32)
     closure = a.copy()
+    dist = a.copy()
     frontier = a
-    for _ in range(num_nodes):
+    for h in range(2, num_nodes + 2):
         frontier = frontier @ a
         frontier.data[:] = 1
-        # keep only pairs not seen before: frontier - (frontier * closure)
         frontier = frontier - frontier.multiply(closure)
         frontier.eliminate_zeros()
         if frontier.nnz == 0:
             break
         closure = closure + frontier
+        if hops:
+            dist = dist + frontier * h
+    if hops:
+        dist = dist.tocsr()
+        dist.sort_indices()
+        return dist
     closure.data[:] = 1
     closure = closure.astype(bool).tocsr()
     closure.sort_indices()
     return closure
+
+
+def topological_generations(edges: np.ndarray, n: int):
+    """Kahn's algorithm by frontier: ``(generations, parents_left)``.
+
+    Generation 0 holds the nodes without parents; generation g the nodes whose
+    parents all lie in earlier generations (for a tree: the level).
+    ``parents_left`` (N,) is non-zero exactly for nodes on or below a cycle.
+    O(N + E) work plus one numpy call per generation.
+    """
+    indeg = np.bincount(edges[:, 0], minlength=n).astype(np.int64)   # number of parents
+    p2c = _csr(edges[:, 1], edges[:, 0], n)
+    frontier = np.flatnonzero(indeg == 0)
+    gens = []
+    while len(frontier):
+        gens.append(frontier)
+        kids = p2c[frontier].indices
+        if len(kids) == 0:
+            break
+        before = indeg > 0
+        indeg -= np.bincount(kids, minlength=n)
+        frontier = np.flatnonzero(before & (indeg == 0))
+    return gens, indeg
 
 
 def pair_keys(u: np.ndarray, v: np.ndarray, num_nodes: int) -> np.ndarray:
@@ -319,32 +351,16 @@ class Taxonomy:
 def _find_cycle(edges: np.ndarray, n: int) -> Optional[List[int]]:
     """Return one cycle (list of node ids, child -> parent order) or None.
 
-    Kahn's algorithm over the frontier, vectorised: O(N + E) work plus one
-    numpy call per level.  The cycle itself is named with networkx on the
-    (small) set of nodes left over.
+    Nodes left over by :func:`topological_generations` lie on or below a
+    cycle; networkx names one cycle among those (few) nodes.
     """
     if n == 0:
         return None
-    # edge parent -> child; a node is ready when all its parents are removed
-    indeg = np.bincount(edges[:, 0], minlength=n)  # number of parents
-    p2c = _csr(edges[:, 1], edges[:, 0], n)
-    frontier = np.flatnonzero(indeg == 0)
-    removed = 0
-    indeg = indeg.copy()
-    while len(frontier):
-        removed += len(frontier)
-        sub = p2c[frontier]
-        kids = sub.indices
-        if len(kids) == 0:
-            break
-        dec = np.bincount(kids, minlength=n)
-        before = indeg > 0
-        indeg -= dec
-        frontier = np.flatnonzero(before & (indeg == 0))
-    if removed == n:
+    _, indeg = topological_generations(edges, n)
+    left = np.flatnonzero(indeg > 0)
+    if len(left) == 0:
         return None
     import networkx as nx
-    left = np.flatnonzero(indeg > 0)
     mask = np.zeros(n, dtype=bool)
     mask[left] = True
     sel = mask[edges[:, 0]] & mask[edges[:, 1]]
