@@ -367,6 +367,8 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None) -> RunResult:
         res: TrainResult = train(model, data, cfg.train, device=device, seed=seed,
                                  progress=cfg.progress, checkpoint=checkpoint)
         metrics, z = evaluate(model, prep, cfg, embed_all, device)
+        # the evaluated weights (best validation epoch), for load_encoder / retrieval
+        torch.save(model.state_dict(), run_dir / f"model_seed{seed}.pt")
         metrics.update({"seed": seed, "train_time_s": res.train_time_s,
                         "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,
                         "bad_steps": res.bad_steps,
@@ -442,3 +444,33 @@ def _print_seed(seed: int, m: Dict[str, float]) -> None:
             "spearman_norm_level", "inductive_mrr", "train_time_s"]
     parts = [f"{k}={m[k]:.4g}" for k in keys if k in m and m[k] is not None]
     print(f"[seed {seed}] " + " ".join(parts), file=sys.stderr)
+
+
+def load_encoder(run_dir, seed: Optional[int] = None, device: str = "cpu"):
+    """Rebuild the trained encoder of a finished run: ``(encoder, cfg)``.
+
+    Reads ``config.json``, the dataset sizes from ``metrics.json`` and the
+    evaluated weights ``model_seed<S>.pt`` (first seed by default).  A
+    feature-based encoder (ramen; hgcn without edges) then embeds new nodes:
+    ``encoder(x_new, None, ids)``.
+    """
+    import json
+    from hgraph.config import from_dict
+    run_dir = Path(run_dir)
+    try:
+        cfg = from_dict(json.loads((run_dir / "config.json").read_text()),
+                        source=str(run_dir / "config.json"), presets=False)
+        info = json.loads((run_dir / "metrics.json").read_text())["run"]["dataset"]
+    except FileNotFoundError as e:
+        raise HGraphInputError("not a finished run folder", file=e.filename) from None
+    seed = cfg.seeds[0] if seed is None else seed
+    weights = run_dir / f"model_seed{seed}.pt"
+    if not weights.exists():
+        raise HGraphInputError("no trained weights for this seed", file=str(weights))
+    manifold = M.make_manifold(cfg.model.manifold, cfg.model.curvature, cfg.model.learn_curvature)
+    spec = EncoderSpec(cfg=cfg.model, manifold=manifold, num_nodes=int(info["num_nodes"]),
+                       in_dim=info.get("features"))
+    dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
+    enc = build_encoder(spec).to(dtype=dtype)
+    enc.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return enc.to(device).eval(), cfg

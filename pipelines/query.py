@@ -33,14 +33,75 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--run", required=True, type=Path, metavar="DIR",
                    help="run directory, e.g. results/<run_id>")
-    p.add_argument("--node", required=True, metavar="NAME",
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--node", metavar="NAME",
                    help="node name as in metadata.tsv; an integer that is not a name is read as an id")
+    q.add_argument("--features", type=Path, metavar="FILE",
+                   help="new items to place: .npy (Q, F) or CSV rows 'label,f1,...,fF'; each is "
+                        "embedded by the run's trained encoder (features only, no graph) and its "
+                        "nearest categories are printed")
     p.add_argument("-k", type=int, default=10, help="number of neighbours (default: 10)")
     p.add_argument("--no-faiss", action="store_true",
                    help="search with torch only (default: faiss when installed)")
     p.add_argument("--tsv", action="store_true",
                    help="print tab-separated rank, name, distance, level with a header line")
     return p
+
+
+def read_query_features(path: Path):
+    """(labels, (Q, F) float array) from .npy or CSV 'label,f1,...'."""
+    import numpy as np
+    from hgraph.errors import HGraphInputError
+    if not path.exists():
+        raise HGraphInputError("features file not found", file=str(path))
+    if path.suffix == ".npy":
+        x = np.load(path)
+        x = x[None] if x.ndim == 1 else x
+        labels = [f"query{i}" for i in range(len(x))]
+    else:
+        labels, rows = [], []
+        for ln, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split(",")
+            try:
+                rows.append([float(v) for v in parts[1:]])
+            except ValueError:
+                raise HGraphInputError("expected 'label,f1,...,fF' with numbers", file=str(path),
+                                       line=ln) from None
+            labels.append(parts[0])
+        if not rows or len({len(r) for r in rows}) != 1:
+            raise HGraphInputError("no rows, or rows of different lengths", file=str(path))
+        x = np.asarray(rows)
+    if not np.all(np.isfinite(x)):
+        raise HGraphInputError("non-finite feature values", file=str(path))
+    return labels, x
+
+
+def _query_features(args, emb) -> int:
+    import torch
+    from hgraph.errors import HGraphInputError
+    from hgraph.pipeline import load_encoder
+    from hgraph.retrieval import nearest_to_vector
+    enc, cfg = load_encoder(args.run)
+    if not getattr(enc, "uses_features", False):
+        raise HGraphInputError(f"encoder {cfg.model.encoder!r} of this run does not embed from "
+                               "features", file=str(args.run))
+    labels, x = read_query_features(args.features)
+    w = next(enc.parameters())
+    xt = torch.as_tensor(x, dtype=w.dtype)
+    if enc.uses_graph:   # hgcn: a new node has no edges (the honest inductive setting)
+        if hasattr(enc, "set_graph"):
+            enc.set_graph(None)          # degrees from the (empty) edge_index given
+        z = enc(xt, torch.empty(2, 0, dtype=torch.long), torch.zeros(len(xt), dtype=torch.long))
+    else:
+        z = enc(xt, None, torch.zeros(len(xt), dtype=torch.long))
+    results = nearest_to_vector(z.detach(), emb, args.k, use_faiss=False if args.no_faiss else None)
+    for label, rows in zip(labels, results):
+        print(f"# {label}")
+        for r, (name, dist, level) in enumerate(rows, 1):
+            print(f"{r:3d}  {name:40s} {dist:10.4f}  level {level}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -53,6 +114,8 @@ def main(argv=None) -> int:
         return 2
     try:
         emb = load_embeddings(args.run)
+        if args.features is not None:
+            return _query_features(args, emb)
         i = emb.id_of(args.node)
         rows = nearest(emb, i, args.k, use_faiss=False if args.no_faiss else None)
     except HGraphInputError as e:

@@ -278,3 +278,35 @@ def test_query_cli(tmp_path, capsys):
         cli.main(["--help"])
     assert e.value.code == 0
     assert "--node" in capsys.readouterr().out
+
+
+def test_query_new_features_through_trained_ramen(tmp_path, capsys):
+    """A node's own features, embedded by the reloaded encoder, land on its stored point."""
+    import importlib.util
+    from pathlib import Path
+    from hgraph.cli import parse_config
+    from hgraph.pipeline import load_dataset, load_encoder, run
+    from hgraph.export import load_embeddings
+    root = Path(__file__).resolve().parent.parent
+    args = ["--gen-root-children", "4", "--gen-min-children", "2", "--gen-max-children", "3",
+            "--feature-dim", "8", "--encoder", "ramen", "--epochs", "3", "--batch-size", "32",
+            "--no-progress", "--no-plots", "--out", str(tmp_path / "r")]
+    cfg, _ = parse_config(args)
+    res = run(cfg)
+    emb = load_embeddings(res.run_dir)
+    enc, _ = load_encoder(res.run_dir)
+    x = load_dataset(cfg.data).features
+    with torch.no_grad():
+        z = enc(torch.as_tensor(x[:5], dtype=torch.float32), None, torch.arange(5))
+    torch.testing.assert_close(z, emb.points[:5].to(z.dtype), atol=1e-5, rtol=1e-5)
+    np.save(tmp_path / "q.npy", x[3])
+    spec = importlib.util.spec_from_file_location("query", root / "pipelines" / "query.py")
+    q = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(q)
+    assert q.main(["--run", str(res.run_dir), "--features", str(tmp_path / "q.npy"), "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert emb.names[3] in out.splitlines()[1]           # nearest to node 3's features is node 3
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,1,2\nb,x,3\n")
+    assert q.main(["--run", str(res.run_dir), "--features", str(bad)]) == 2
+    assert "bad.csv:2" in capsys.readouterr().err
