@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training seed; repeat for several (mean ± std over seeds). Default: 0")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved configuration as JSON and exit")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue an interrupted run from its folder (its config.json and "
+                        "latest checkpoints); other options are not allowed with it")
     run_group = p.add_argument_group("run")
     for f in dataclasses.fields(RunConfig):
         if f.name in SECTIONS or f.name == "seeds":
@@ -117,6 +120,14 @@ def parse_config(argv: Optional[List[str]] = None) -> tuple[RunConfig, argparse.
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        if "--resume" in argv:
+            if len(argv) != 2 or argv[0] != "--resume":
+                raise HGraphInputError("--resume RUN_DIR takes no other options",
+                                       fix="the run's config.json holds its settings")
+            from hgraph.pipeline import resume
+            result = resume(argv[1], argv=["pipelines/run.py", *argv])
+            print(format_result(result))
+            return 0
         cfg, ns = parse_config(argv)
         if ns.print_config:
             print(cfg.to_json())

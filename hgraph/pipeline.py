@@ -305,8 +305,14 @@ def default_run_name(cfg: RunConfig) -> str:
             f"{cfg.model.manifold}_d{cfg.model.dim}")
 
 
-def run(cfg: RunConfig, argv: Optional[List[str]] = None) -> RunResult:
-    """Run one configuration over its seeds; write the run folder; return the result."""
+def run(cfg: RunConfig, argv: Optional[List[str]] = None,
+        resume_dir: Optional[Path] = None) -> RunResult:
+    """Run one configuration over its seeds; write the run folder; return the result.
+
+    With ``resume_dir`` (an interrupted run's folder, its ``config.json`` as
+    ``cfg``) each seed continues from its latest checkpoint; seeds without one
+    start afresh.  Final metrics equal an uninterrupted run's (same device).
+    """
     t_wall = time.perf_counter()
     device = resolve_device(cfg.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
@@ -318,13 +324,18 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None) -> RunResult:
                                fix="pass --features FILE or --id-embeddings")
 
     subtrees = [tax.index(name) for name in cfg.plot_subtree]   # unknown name: error now
-    run_dir = R.new_run_dir(cfg.out, cfg.name or default_run_name(cfg))
     if argv is not None:
         command = " ".join(["python", *argv])
     else:  # called from Python: the configuration is the record
         command = "hgraph.pipeline.run(cfg) with cfg = config.json of this folder"
-    R.atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
-    R.atomic_write_text(run_dir / "command.txt", command + "\n")
+    if resume_dir is None:
+        run_dir = R.new_run_dir(cfg.out, cfg.name or default_run_name(cfg))
+        R.atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
+        R.atomic_write_text(run_dir / "command.txt", command + "\n")
+    else:
+        run_dir = Path(resume_dir)
+        first = (run_dir / "command.txt").read_text().splitlines()[0]
+        R.atomic_write_text(run_dir / "command.txt", f"{first}\n# resumed: {command}\n")
     ds_summary = tax.summary()
     ds_summary.update({"train_edges": len(prep.splits.train), "val_edges": len(prep.splits.val),
                        "test_edges": len(prep.splits.test),
@@ -364,8 +375,12 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None) -> RunResult:
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        state = None
+        if resume_dir is not None and ckpt_path.exists():
+            state = torch.load(ckpt_path, map_location=device, weights_only=False)
+            print(f"[seed {seed}] resuming after epoch {state['epoch']}", file=sys.stderr)
         res: TrainResult = train(model, data, cfg.train, device=device, seed=seed,
-                                 progress=cfg.progress, checkpoint=checkpoint)
+                                 progress=cfg.progress, checkpoint=checkpoint, resume=state)
         metrics, z = evaluate(model, prep, cfg, embed_all, device)
         # the evaluated weights (best validation epoch), for load_encoder / retrieval
         torch.save(model.state_dict(), run_dir / f"model_seed{seed}.pt")
@@ -474,3 +489,17 @@ def load_encoder(run_dir, seed: Optional[int] = None, device: str = "cpu"):
     enc = build_encoder(spec).to(dtype=dtype)
     enc.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return enc.to(device).eval(), cfg
+
+
+def resume(run_dir, argv: Optional[List[str]] = None) -> RunResult:
+    """Continue an interrupted run from its folder (``--resume results/<run>``)."""
+    import json
+    from hgraph.config import from_dict
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise HGraphInputError("not a run folder (no config.json)", file=str(run_dir))
+    if not (run_dir / R.INCOMPLETE).exists():
+        raise HGraphInputError("this run finished; nothing to resume", file=str(run_dir))
+    cfg = from_dict(json.loads(cfg_path.read_text()), source=str(cfg_path), presets=False)
+    return run(cfg, argv=argv, resume_dir=run_dir)

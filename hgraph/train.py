@@ -215,30 +215,54 @@ def validation_score(model, data: TrainData) -> Optional[float]:
                                  torch.as_tensor(data.val_neg))["ap"])
 
 
-def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
+def train(model, data: TrainData, cfg, **kw) -> TrainResult:
+    """Train ``model`` in place; see :func:`_train` for the arguments.
+
+    geoopt's maths is TorchScript; the profiling executor swaps in optimised
+    kernels after the first calls, which round differently in the last bit, so
+    results would depend on how many calls the process made before (a resumed
+    run would drift from an uninterrupted one).  Plain execution keeps every
+    step bit-reproducible for a given seed and device.
+    """
+    with torch.jit.optimized_execution(False):
+        return _train(model, data, cfg, **kw)
+
+
+def _train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
           progress: bool = True, on_epoch: Optional[Callable[[int, Dict], None]] = None,
           checkpoint: Optional[Callable[[int, Dict], None]] = None,
-          start_epoch: int = 0, optimizer=None, result: Optional[TrainResult] = None,
-          rng: Optional[np.random.Generator] = None) -> TrainResult:
+          resume: Optional[Dict[str, Any]] = None) -> TrainResult:
     """Train ``model`` in place; returns the history and the chosen epoch.
 
     ``cfg`` is a :class:`hgraph.config.TrainConfig`.  The model with the best
     validation AP (if there are validation pairs) is restored at the end.
     ``checkpoint(epoch, state)`` is called every ``cfg.checkpoint_every``
-    epochs with a dict holding model, optimiser and RNG states.
+    epochs with a dict holding model, optimiser, RNG states (numpy sampler and
+    torch), the result so far and the best-validation weights.  Passing that
+    dict back as ``resume`` continues exactly where it stopped: same batches,
+    same negatives, same final metrics as an uninterrupted run (CPU).
     """
     from tqdm.auto import tqdm
 
     loss_fn = LOSSES[cfg.loss]
-    rng = np.random.default_rng(seed) if rng is None else rng
-    res = TrainResult() if result is None else result
-    opt = optimizer or make_optimizer(model, cfg, cfg.lr)
+    rng = np.random.default_rng(seed)
+    res = TrainResult()
+    opt = make_optimizer(model, cfg, cfg.lr)
+    start_epoch = 0
+    best_state = None
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        rng.bit_generator.state = resume["rng"]
+        torch.set_rng_state(resume["torch_rng"])
+        res = resume["result"]
+        best_state = resume.get("best_state")
+        start_epoch = int(resume["epoch"])
     pos = data.positives
     n_pos = len(pos)
     if n_pos == 0:
         raise ValueError("no training positives (is every edge held out?)")
     steps = math.ceil(n_pos / cfg.batch_size)
-    best_state = None
     bad_in_row = 0
     last_good = copy.deepcopy(model.state_dict())
     t_start = time.perf_counter() - res.train_time_s
@@ -334,7 +358,7 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
             checkpoint(epoch + 1, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                    "rng": rng.bit_generator.state,
                                    "torch_rng": torch.get_rng_state(),
-                                   "result": res})
+                                   "result": res, "best_state": best_state})
         if cfg.patience and res.best_epoch > 0 and \
                 (epoch + 1 - res.best_epoch) >= cfg.patience * cfg.eval_every:
             break
