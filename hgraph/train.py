@@ -215,20 +215,7 @@ def validation_score(model, data: TrainData) -> Optional[float]:
                                  torch.as_tensor(data.val_neg))["ap"])
 
 
-def train(model, data: TrainData, cfg, **kw) -> TrainResult:
-    """Train ``model`` in place; see :func:`_train` for the arguments.
-
-    geoopt's maths is TorchScript; the profiling executor swaps in optimised
-    kernels after the first calls, which round differently in the last bit, so
-    results would depend on how many calls the process made before (a resumed
-    run would drift from an uninterrupted one).  Plain execution keeps every
-    step bit-reproducible for a given seed and device.
-    """
-    with torch.jit.optimized_execution(False):
-        return _train(model, data, cfg, **kw)
-
-
-def _train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
+def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
           progress: bool = True, on_epoch: Optional[Callable[[int, Dict], None]] = None,
           checkpoint: Optional[Callable[[int, Dict], None]] = None,
           resume: Optional[Dict[str, Any]] = None) -> TrainResult:
