@@ -23,7 +23,7 @@ from hgraph import manifolds as M
 from hgraph import results as R
 from hgraph.config import DataConfig, RunConfig
 from hgraph.data.graph import NegativeSampler, has_neighbor_sampler, symmetric, to_pyg
-from hgraph.data.taxonomy import Taxonomy, transitive_closure
+from hgraph.data.taxonomy import Taxonomy, csr_pairs, transitive_closure
 from hgraph.errors import HGraphInputError
 from hgraph.nn.encoders import EncoderSpec, build_encoder
 from hgraph.train import (DirectEmbedder, FullGraphEmbedder, SampledEmbedder, TrainData,
@@ -148,11 +148,6 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _closure_pairs(c) -> np.ndarray:
-    c = c.tocoo()
-    return np.stack([c.row, c.col], axis=1).astype(np.int64)
-
-
 @dataclass
 class Prepared:
     """Data-derived state shared by every seed of a run."""
@@ -174,7 +169,7 @@ def prepare(cfg: RunConfig, tax: Taxonomy, device: torch.device, dtype: torch.dt
         x = torch.as_tensor(np.asarray(tax.features), dtype=dtype, device=device)
     pyg = to_pyg(tax, splits.train, None if x is None else x.cpu())
     if cfg.train.positives == "closure":
-        positives = _closure_pairs(splits.train_closure)
+        positives = csr_pairs(splits.train_closure)
     else:
         positives = splits.train.copy()
     if len(positives) == 0:

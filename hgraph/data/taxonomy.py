@@ -94,6 +94,12 @@ def topological_generations(edges: np.ndarray, n: int):
     return gens, indeg
 
 
+def csr_pairs(m: sp.spmatrix) -> np.ndarray:
+    """(M, 2) int64 rows ``(row, col)`` of the non-zeros of a sparse relation."""
+    c = sp.coo_matrix(m)
+    return np.stack([c.row, c.col], axis=1).astype(np.int64)
+
+
 def pair_keys(u: np.ndarray, v: np.ndarray, num_nodes: int) -> np.ndarray:
     """Encode pairs of node ids as int64 keys ``u * N + v`` (for set lookups)."""
     return np.asarray(u, dtype=np.int64) * num_nodes + np.asarray(v, dtype=np.int64)
@@ -281,8 +287,7 @@ class Taxonomy:
 
     def closure_pairs(self) -> np.ndarray:
         """(M, 2) int64 rows ``(descendant, ancestor)``."""
-        c = self.closure.tocoo()
-        return np.stack([c.row, c.col], axis=1).astype(np.int64)
+        return csr_pairs(self.closure)
 
     @cached_property
     def _index(self) -> Dict[str, int]:
