@@ -96,7 +96,7 @@ class TrainConfig:
     weight_decay: float = opt(0.0, "weight decay on Euclidean parameters")
     batch_size: int = opt(1024, "positive pairs per step")
     negatives: int = opt(50, "negatives per positive")
-    burnin: int = opt(10, "burn-in epochs at lr / burnin_factor")
+    burnin: int = opt(2, "burn-in epochs at lr / burnin_factor")
     burnin_factor: float = opt(10.0, "learning-rate divisor during burn-in")
     positives: str = opt("closure", "training positives: closure (ancestor pairs) or edges (parents)",
                          choices=lambda: ["closure", "edges"])
