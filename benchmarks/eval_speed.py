@@ -34,30 +34,9 @@ import subprocess
 import sys
 import time
 
+from _common import _reset_peak, _rss_kib, parse_size  # noqa: E402
+
 LEVEL_SHARE = (1, 100, 1_091, 11_074, 68_593)       # CurvLearn's tree, root first
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower()
-    mult = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
-    return int(float(text.rstrip("km")) * mult)
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def _cpu_seconds() -> float:
