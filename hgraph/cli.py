@@ -137,7 +137,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except HGraphInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from hgraph.pipeline import RunInterrupted
+        if isinstance(e, RunInterrupted):       # checkpoint written: say how to resume
+            print(e, file=sys.stderr)
+            return e.exit_status
         print("interrupted", file=sys.stderr)
         return 130
     print(format_result(result))

@@ -27,7 +27,7 @@ from hgraph.data.taxonomy import Taxonomy, csr_pairs, transitive_closure
 from hgraph.errors import HGraphInputError
 from hgraph.nn.encoders import EncoderSpec, build_encoder
 from hgraph.train import (DirectEmbedder, FullGraphEmbedder, SampledEmbedder, TrainData,
-                          TrainResult, train)
+                          TrainingInterrupted, TrainResult, train)
 
 Tensor = torch.Tensor
 
@@ -279,6 +279,20 @@ def evaluate(model, prep: Prepared, cfg: RunConfig, embed_all, device) -> Tuple[
 
 
 # ------------------------------------------------------------------ run
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM stopped a run; ``str()`` is one line naming the checkpoint
+    and the resume command.  The folder stays INCOMPLETE with no summary row;
+    ``exit_status`` is 128 + the signal number (130 SIGINT, 143 SIGTERM)."""
+
+    def __init__(self, message: str, signum: int):
+        self.signum = signum
+        self.exit_status = 128 + int(signum)
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 @dataclass
 class RunResult:
     """What :func:`run` returns: where it wrote, and the numbers."""
@@ -373,9 +387,16 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
         state = None
         if resume_dir is not None and ckpt_path.exists():
             state = torch.load(ckpt_path, map_location=device, weights_only=False)
-            print(f"[seed {seed}] resuming after epoch {state['epoch']}", file=sys.stderr)
-        res: TrainResult = train(model, data, cfg.train, device=device, seed=seed,
-                                 progress=cfg.progress, checkpoint=checkpoint, resume=state)
+            inside = f" + {state['step']} steps" if "step" in state else ""
+            print(f"[seed {seed}] resuming after epoch {state['epoch']}{inside}", file=sys.stderr)
+        try:
+            res: TrainResult = train(model, data, cfg.train, device=device, seed=seed,
+                                     progress=cfg.progress, checkpoint=checkpoint, resume=state)
+        except TrainingInterrupted as e:
+            saved = (f"checkpoint {ckpt_path}" if e.checkpointed and ckpt_path.exists()
+                     else "no checkpoint written")
+            raise RunInterrupted(f"interrupted ({e}, seed {seed}): {saved}; continue with: "
+                                 f"python pipelines/run.py --resume {run_dir}", e.signum) from None
         metrics, z = evaluate(model, prep, cfg, embed_all, device)
         # the evaluated weights (best validation epoch), for load_encoder / retrieval
         torch.save(model.state_dict(), run_dir / f"model_seed{seed}.pt")

@@ -18,11 +18,19 @@ encoders differ during training:
 Guards: a non-finite loss or gradient skips the step and is counted; after
 ``max_bad_steps`` in a row training stops with :class:`TrainingDiverged`,
 after restoring the last good state.
+
+Interruption: while :func:`train` runs (in the main thread), SIGINT and
+SIGTERM only set a flag; the current step finishes, a checkpoint is written
+(the periodic format plus the position inside the epoch) and
+:class:`TrainingInterrupted` is raised.  A second signal stops at once,
+without a checkpoint.  The previous handlers are restored on return.
 """
 from __future__ import annotations
 
 import copy
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -40,6 +48,53 @@ Tensor = torch.Tensor
 
 class TrainingDiverged(RuntimeError):
     """Too many non-finite steps in a row."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM during training: stopped after a step, checkpoint written.
+
+    ``signum``: the signal; ``epoch``: epochs completed; ``step``: steps done
+    in the next epoch (0 at an epoch boundary); ``checkpointed``: whether a
+    checkpoint was written (False when ``train`` had no checkpoint callback).
+    A KeyboardInterrupt, so ``except Exception`` does not swallow it.
+    """
+
+    def __init__(self, signum: int, epoch: int, step: int, checkpointed: bool):
+        self.signum, self.epoch, self.step, self.checkpointed = signum, epoch, step, checkpointed
+        super().__init__(f"{signal.Signals(signum).name} after epoch {epoch}"
+                         + (f" + {step} step{'s' if step != 1 else ''}" if step else ""))
+
+
+class _StopOnSignal:
+    """``with _StopOnSignal() as stop``: SIGINT/SIGTERM set ``stop.signum``.
+
+    Handlers are installed only in the main thread (Python allows no other)
+    and the previous ones are restored on exit.  A second signal raises
+    KeyboardInterrupt at once.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._old: Dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
+        self.signum = signum
+
+    def __enter__(self) -> "_StopOnSignal":
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            # None: the old handler was not installed from Python; the default is the best guess
+            signal.signal(s, signal.SIG_DFL if h is None else h)
+        self._old.clear()
 
 
 # ------------------------------------------------------------------ embedders
@@ -228,7 +283,19 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
     torch), the result so far and the best-validation weights.  Passing that
     dict back as ``resume`` continues exactly where it stopped: same batches,
     same negatives, same final metrics as an uninterrupted run (CPU).
+
+    On SIGINT/SIGTERM the current step finishes, ``checkpoint`` is called
+    once more (``epoch`` = epochs completed; inside an epoch the state also
+    holds ``step``, ``perm``, ``partial``, ``bad_in_row`` and ``last_good``,
+    which ``resume`` understands) and :class:`TrainingInterrupted` is raised.
     """
+    with _StopOnSignal() as stop:
+        return _train(model, data, cfg, device=device, seed=seed, progress=progress,
+                      on_epoch=on_epoch, checkpoint=checkpoint, resume=resume, stop=stop)
+
+
+def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, checkpoint,
+           resume, stop: _StopOnSignal) -> TrainResult:
     from tqdm.auto import tqdm
 
     loss_fn = LOSSES[cfg.loss]
@@ -237,6 +304,7 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
     opt = make_optimizer(model, cfg, cfg.lr)
     start_epoch = 0
     best_state = None
+    position: Dict[str, Any] = {}
     if resume is not None:
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
@@ -245,6 +313,8 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
         res = resume["result"]
         best_state = resume.get("best_state")
         start_epoch = int(resume["epoch"])
+        if "perm" in resume:          # interrupted inside an epoch
+            position = resume
     pos = data.positives
     n_pos = len(pos)
     if n_pos == 0:
@@ -253,16 +323,37 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
     bad_in_row = 0
     last_good = copy.deepcopy(model.state_dict())
     t_start = time.perf_counter() - res.train_time_s
+
+    def state() -> Dict[str, Any]:
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "result": res, "best_state": best_state}
+
+    def interrupt(epochs_done: int, written: bool = False, **where) -> None:
+        res.train_time_s = time.perf_counter() - t_start
+        if checkpoint is not None and not written:
+            checkpoint(epochs_done, {**state(), **where})
+            written = True
+        raise TrainingInterrupted(stop.signum, epochs_done, where.get("step", 0), written)
+
     model.train()
     bar = tqdm(range(start_epoch, cfg.epochs), desc="train", disable=not progress,
                unit="epoch", dynamic_ncols=True)
     for epoch in bar:
         in_burnin = epoch < cfg.burnin
         _set_lr(opt, cfg.lr / cfg.burnin_factor if in_burnin else cfg.lr)
-        perm = rng.permutation(n_pos)
-        total, count = 0.0, 0
-        reg_total = 0.0
-        for s in range(steps):
+        if position and epoch == start_epoch:
+            perm, first = position["perm"], int(position["step"])
+            total, reg_total, count = position["partial"]
+            bad_in_row, last_good = position["bad_in_row"], position["last_good"]
+        else:
+            perm, first = rng.permutation(n_pos), 0
+            total, count = 0.0, 0
+            reg_total = 0.0
+        for s in range(first, steps):
+            if stop.signum is not None:      # the previous step is done: stop here
+                interrupt(epoch, step=s, perm=perm, partial=(total, reg_total, count),
+                          bad_in_row=bad_in_row, last_good=last_good)
             b = pos[perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
             u, v = b[:, 0], b[:, 1]
             neg, mask = data.sampler.sample(u, cfg.negatives, rng)
@@ -340,12 +431,13 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
                          for k, v in rec.items() if k in ("loss", "val_ap", "reg")})
         if on_epoch is not None:
             on_epoch(epoch, rec)
+        written = False
         if checkpoint is not None and cfg.checkpoint_every and \
                 ((epoch + 1) % cfg.checkpoint_every == 0 or last):
-            checkpoint(epoch + 1, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                   "rng": rng.bit_generator.state,
-                                   "torch_rng": torch.get_rng_state(),
-                                   "result": res, "best_state": best_state})
+            checkpoint(epoch + 1, state())
+            written = True
+        if stop.signum is not None:
+            interrupt(epoch + 1, written)
         if cfg.patience and res.best_epoch > 0 and \
                 (epoch + 1 - res.best_epoch) >= cfg.patience * cfg.eval_every:
             break
