@@ -84,6 +84,8 @@ class ModelConfig:
     bias: bool = opt(True, "use (hyperbolic) biases")
     attention: bool = opt(False, "hgcn: attention over neighbours")
     local_agg: bool = opt(False, "hgcn: aggregate in the tangent space of each node, not the origin")
+    agg_norm: str = opt("mean", "hgcn: neighbour weights: mean (1/deg_i, HGCN's reference) or sym "
+                        "(GCN's 1/sqrt(deg_i deg_j))", choices=lambda: ["mean", "sym"])
     id_embeddings: bool = opt(False, "hgcn/ramen: use learned id embeddings instead of node features")
 
 
@@ -106,6 +108,8 @@ class TrainConfig:
                           "and descendants)", choices=lambda: ["ancestors", "related"])
     fanouts: Tuple[int, ...] = opt((10, 10), "hgcn: neighbours sampled per layer (-1 = all)")
     full_batch: bool = opt(False, "hgcn: full-batch message passing instead of neighbour sampling")
+    hide_supervision: bool = opt(False, "hgcn: drop each step's positive edges from its message "
+                                 "passing, as held-out edges are absent at test time")
     # ramen regularisers
     reg_lambda: float = opt(1.0, "ramen: weight of the graph regulariser")
     reg_kinds: Tuple[str, ...] = opt(("ancestor", "sibling"), "ramen: regularisers (ancestor, sibling, huse)")
@@ -196,8 +200,13 @@ def _coerce(cls, name: str, value: Any, source: str):
 #: after 40 epochs); the reference implementation trains in float64 as well.
 ENCODER_PRESETS: Dict[str, Dict[str, Any]] = {
     "shallow": {"dtype": "float64"},
-    "hgcn": {"train": {"positives": "edges", "loss": "ranking", "lr": 0.01, "burnin": 0,
-                       "epochs": 30, "batch_size": 512}},
+    # HGCN's reference protocol: full-batch message passing, one step over all training
+    # edges per epoch (on the 84k-node default tree one neighbour-sampled step of 512 edges
+    # touches most of the graph anyway, so 150 such steps per epoch cost ~150 full passes).
+    # lr 0.05 over 0.01 on validation AP (7.7k-node generated tree, 200 epochs: 0.892 vs 0.874).
+    "hgcn": {"train": {"positives": "edges", "loss": "ranking", "lr": 0.05, "burnin": 0,
+                       "epochs": 100, "batch_size": 1 << 30, "negatives": 10,
+                       "full_batch": True, "eval_every": 10}},
     "ramen": {"train": {"positives": "edges", "loss": "ranking", "lr": 0.01, "burnin": 0,
                         "epochs": 30, "batch_size": 512}},
 }

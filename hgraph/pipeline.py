@@ -204,9 +204,10 @@ def make_embedders(model, prep: Prepared, cfg: RunConfig, device: torch.device):
         if cfg.train.full_batch or not has_neighbor_sampler():
             if not cfg.train.full_batch:
                 print("[hgraph] no pyg-lib/torch-sparse: HGCN trains full-batch", file=sys.stderr)
-            emb = FullGraphEmbedder(x, ei, n)
+            emb = FullGraphEmbedder(x, ei, n, hide_supervision=cfg.train.hide_supervision)
         else:
-            emb = SampledEmbedder(prep.pyg, cfg.train.fanouts, device)
+            emb = SampledEmbedder(prep.pyg, cfg.train.fanouts, device,
+                                  hide_supervision=cfg.train.hide_supervision)
 
         def embed_all(m):
             if hasattr(m, "inference"):

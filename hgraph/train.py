@@ -108,15 +108,45 @@ class DirectEmbedder:
         return model(None if self.x is None else self.x[ids], None, ids)
 
 
-class FullGraphEmbedder:
-    """Full-batch message passing over the training graph, then index."""
+def hide_pairs(edge_index: Tensor, node_ids: Optional[Tensor], u: Tensor, v: Tensor,
+               num_nodes: int) -> Tensor:
+    """``edge_index`` (2, E) without the edges between ``u[i]`` and ``v[i]``
+    (either direction).
 
-    def __init__(self, x: Optional[Tensor], edge_index: Tensor, num_nodes: int):
+    ``edge_index`` holds local rows of ``node_ids`` (global ids), or global ids
+    when ``node_ids`` is None.  Used for the step's supervision pairs: a graph
+    encoder must not see the edge it is asked to predict, or it learns to put
+    a child next to its parent through the parent's message alone — a
+    shortcut that is gone at test time, where the held-out edge is absent
+    (PyG's ``RandomLinkSplit(disjoint_train_ratio=...)`` makes the same
+    separation once per split; here it is redrawn every step).
+    """
+    g = edge_index if node_ids is None else node_ids[edge_index]
+    n = int(num_nodes)
+    keys = g[0] * n + g[1]
+    hide = torch.cat([u * n + v, v * n + u]).to(keys.device)
+    return edge_index[:, ~torch.isin(keys, hide)]
+
+
+class FullGraphEmbedder:
+    """Full-batch message passing over the training graph, then index.
+
+    With ``hide_supervision`` the step's positive pairs are removed from the
+    message-passing graph for that step (see :func:`hide_pairs`).
+    """
+
+    def __init__(self, x: Optional[Tensor], edge_index: Tensor, num_nodes: int,
+                 hide_supervision: bool = False):
         self.x, self.edge_index = x, edge_index
+        self.num_nodes = num_nodes
+        self.hides_pairs = hide_supervision
         self.all_ids = torch.arange(num_nodes, device=edge_index.device)
 
-    def __call__(self, model, ids: Tensor) -> Tensor:
-        return model(self.x, self.edge_index, self.all_ids)[ids]
+    def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:
+        ei = self.edge_index
+        if pairs is not None and self.hides_pairs:
+            ei = hide_pairs(ei, None, pairs[0], pairs[1], self.num_nodes)
+        return model(self.x, ei, self.all_ids)[ids]
 
 
 class SampledEmbedder:
@@ -127,10 +157,12 @@ class SampledEmbedder:
     only, so held-out edges never appear in a sampled subgraph.
     """
 
-    def __init__(self, data, fanouts, device):
+    def __init__(self, data, fanouts, device, hide_supervision: bool = False):
         import warnings
         from torch_geometric.loader import NeighborLoader
         self.device = device
+        self.hides_pairs = hide_supervision
+        self.num_nodes = int(data.num_nodes)
         with warnings.catch_warnings():
             # PyG deprecates sampling through torch-sparse in favour of pyg-lib, which
             # has no wheel on every platform; torch-sparse is the supported fallback here.
@@ -138,10 +170,14 @@ class SampledEmbedder:
             self.loader = NeighborLoader(data, num_neighbors=list(fanouts), batch_size=1,
                                          shuffle=False)
 
-    def __call__(self, model, ids: Tensor) -> Tensor:
+    def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:
         batch = self.loader(ids.cpu()).to(self.device)
         x = getattr(batch, "x", None)
-        z = model(x, batch.edge_index, batch.n_id)
+        ei = batch.edge_index
+        if pairs is not None and self.hides_pairs:
+            ei = hide_pairs(ei, batch.n_id, pairs[0].to(self.device), pairs[1].to(self.device),
+                            self.num_nodes)
+        z = model(x, ei, batch.n_id)
         return z[:batch.batch_size]
 
 
@@ -369,7 +405,11 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 parts.append(data.regularizer.nodes(reg_samples))
             ids_np, inv = np.unique(np.concatenate(parts), return_inverse=True)
             ids = torch.from_numpy(ids_np).to(device)
-            z = data.embedder(model, ids)
+            if getattr(data.embedder, "hides_pairs", False):
+                z = data.embedder(model, ids, pairs=(torch.from_numpy(u).to(device),
+                                                      torch.from_numpy(v).to(device)))
+            else:
+                z = data.embedder(model, ids)
             B = len(u)
             iu = torch.from_numpy(inv[:B]).to(device)
             iv = torch.from_numpy(inv[B:2 * B]).to(device)

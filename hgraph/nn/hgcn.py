@@ -58,7 +58,7 @@ def build_hgcn(spec: "EncoderSpec") -> "HGCNEncoder":
     return HGCNEncoder(manifolds, num_nodes=spec.num_nodes, in_dim=spec.in_dim, dim=cfg.dim,
                        hidden=cfg.hidden, act=cfg.act, dropout=cfg.dropout, bias=cfg.bias,
                        attention=cfg.attention, local_agg=cfg.local_agg,
-                       id_embeddings=cfg.id_embeddings)
+                       id_embeddings=cfg.id_embeddings, norm=cfg.agg_norm)
 
 
 # Imported after build_hgcn is defined: encoders.py registers build_hgcn at its
@@ -84,10 +84,12 @@ class HGCNBlock(nn.Module):
 
     def __init__(self, manifold_in: geoopt.Manifold, manifold_out: geoopt.Manifold,
                  in_features: int, out_features: int, act: Optional[str], dropout: float = 0.0,
-                 bias: bool = True, attention: bool = False, local_agg: bool = False):
+                 bias: bool = True, attention: bool = False, local_agg: bool = False,
+                 norm: str = "mean"):
         super().__init__()
         self.lin = HypLinear(manifold_in, in_features, out_features, bias=bias, dropout=dropout)
-        self.agg = HypAgg(manifold_in, out_features, attention=attention, local_agg=local_agg)
+        self.agg = HypAgg(manifold_in, out_features, attention=attention, local_agg=local_agg,
+                          norm=norm)
         self.act = None if act is None else HypAct(manifold_in, manifold_out, act)
         self.reset_parameters()
 
@@ -114,6 +116,7 @@ class HGCNEncoder(Encoder):
         act: key of :data:`hgraph.nn.layers.ACTIVATIONS`, used after every
             block but the last.
         id_embeddings: use the learned id table even when features exist.
+        norm: neighbour weights of :class:`HypAgg`, ``"mean"`` or ``"sym"``.
     """
 
     uses_graph = True
@@ -122,7 +125,7 @@ class HGCNEncoder(Encoder):
     def __init__(self, manifolds: Sequence[geoopt.Manifold], num_nodes: int,
                  in_dim: Optional[int], dim: int, hidden: int = 64, act: str = "relu",
                  dropout: float = 0.0, bias: bool = True, attention: bool = False,
-                 local_agg: bool = False, id_embeddings: bool = False):
+                 local_agg: bool = False, id_embeddings: bool = False, norm: str = "mean"):
         if len(manifolds) < 1:
             raise ValueError("HGCNEncoder needs at least one manifold (one per layer)")
         kinds = {M.kind(m) for m in manifolds}
@@ -141,7 +144,7 @@ class HGCNEncoder(Encoder):
         self.blocks = nn.ModuleList(
             HGCNBlock(manifolds[i], manifolds[min(i + 1, L - 1)], widths[i], widths[i + 1],
                       act=act if i < L - 1 else None, dropout=dropout, bias=bias,
-                      attention=attention, local_agg=local_agg)
+                      attention=attention, local_agg=local_agg, norm=norm)
             for i in range(L))
         # degrees (self-loop included) of the full message-passing graph; 0 = not set
         self.register_buffer("degree", torch.zeros(num_nodes))

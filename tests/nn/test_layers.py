@@ -212,8 +212,39 @@ def test_hypagg_euclidean_equals_pyg_gcn_propagation():
     gcn = GCNConv(d, d, bias=False).double()
     with torch.no_grad():
         gcn.lin.weight.copy_(torch.eye(d))
-    agg = HypAgg(M.make_manifold("euclidean"), d)
+    agg = HypAgg(M.make_manifold("euclidean"), d, norm="sym")
     torch.testing.assert_close(agg(x, ei), gcn(x, ei))
+
+
+def test_hypagg_euclidean_mean_equals_pyg_mean_with_self_loop():
+    """norm="mean" (default): the mean over neighbours and the node itself."""
+    from torch_geometric.nn import SimpleConv
+    torch.manual_seed(0)
+    n, d = 30, 5
+    x = torch.randn(n, d, dtype=torch.float64)
+    ei = random_graph(n, 50, 13)
+    ref = SimpleConv(aggr="mean", combine_root="self_loop")(x, ei)
+    torch.testing.assert_close(HypAgg(M.make_manifold("euclidean"), d)(x, ei), ref)
+
+
+@pytest.mark.parametrize("name", ["poincare", "lorentz"])
+def test_hypagg_mean_is_convex_combination(name):
+    """exp0(D^-1 (A + I) log0 x): a node's weights sum to 1, whatever its degree,
+    so a star's hub aggregates to the mean of its leaves and itself."""
+    man = M.make_manifold(name, 0.9)
+    n = 20
+    x = points(man, n, 3, torch.float64, 0.7, 14)
+    ei = random_graph(n, 30, 15)
+    A = torch.zeros(n, n, dtype=torch.float64)
+    A[ei[1], ei[0]] = 1.0
+    A = A + torch.eye(n, dtype=torch.float64)
+    ref = M.expmap0(man, (A / A.sum(1, keepdim=True)) @ M.logmap0(man, x))
+    torch.testing.assert_close(HypAgg(man, 3)(x, ei), ref)
+    # identical points stay put under a convex combination (sym would scale them)
+    same = M.expmap0(man, torch.full((n, 3), 0.3, dtype=torch.float64))
+    torch.testing.assert_close(HypAgg(man, 3)(same, ei), same)
+    with pytest.raises(ValueError, match="norm"):
+        HypAgg(man, 3, norm="max")
 
 
 def test_hypagg_poincare_is_dense_formula():
@@ -227,7 +258,7 @@ def test_hypagg_poincare_is_dense_formula():
     A = A + torch.eye(n, dtype=torch.float64)
     dinv = A.sum(1).rsqrt()
     ref = M.expmap0(man, (dinv[:, None] * A * dinv[None, :]) @ M.logmap0(man, x))
-    torch.testing.assert_close(HypAgg(man, 3)(x, ei), ref)
+    torch.testing.assert_close(HypAgg(man, 3, norm="sym")(x, ei), ref)
 
 
 def test_hypagg_local_euclidean_formula():
@@ -238,7 +269,7 @@ def test_hypagg_local_euclidean_formula():
     deg = torch.bincount(ei[1], minlength=n).double() + 1
     w = (deg[ei[0]] * deg[ei[1]]).rsqrt()
     ref = x.clone().index_add_(0, ei[1], w[:, None] * (x[ei[0]] - x[ei[1]]))
-    torch.testing.assert_close(HypAgg(man, 3, local_agg=True)(x, ei), ref)
+    torch.testing.assert_close(HypAgg(man, 3, local_agg=True, norm="sym")(x, ei), ref)
 
 
 @pytest.mark.parametrize("local", [False, True])
@@ -283,7 +314,7 @@ def test_hypagg_bipartite_gcn_needs_degrees():
     man = M.make_manifold("poincare")
     x = points(man, 4, 2, torch.float32)
     with pytest.raises(ValueError, match="deg"):
-        HypAgg(man, 2)((x, x[:2]), torch.tensor([[2, 3], [0, 1]]))
+        HypAgg(man, 2, norm="sym")((x, x[:2]), torch.tensor([[2, 3], [0, 1]]))
 
 
 def test_hypagg_isolated_nodes_and_self_loops_in_input():
@@ -348,7 +379,7 @@ def test_reprs():
     assert repr(HypLinear(man, 3, 2)) == \
         "HypLinear(3, 2, manifold=poincare, bias=True, dropout=0.0)"
     assert repr(HypAgg(man, 3, attention=True)) == \
-        "HypAgg(3, manifold=poincare, attention=True, local_agg=False)"
+        "HypAgg(3, manifold=poincare, attention=True, local_agg=False, norm=mean)"
     assert repr(HypAct(man, man, "relu")) == "HypAct(relu, poincare -> poincare)"
     assert isinstance(HypLinear(man, 3, 2).bias, geoopt.ManifoldParameter)
     assert HypLinear(M.make_manifold("lorentz"), 3, 2).bias.shape == (2,)
