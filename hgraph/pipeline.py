@@ -57,8 +57,13 @@ def _file_reader(default_format: str, tree: Optional[bool]):
 
 def _wordnet(which: str):
     def read(cfg: DataConfig, arg: Optional[str]) -> Taxonomy:
-        from hgraph.data.wordnet import load_wordnet
-        return load_wordnet(which) if arg is None else load_wordnet(which, root=arg)
+        from hgraph.data.wordnet import WORDNET_DIR, gloss_features, load_wordnet
+        root = WORDNET_DIR if arg is None else arg
+        tax = load_wordnet(which, root=root)
+        if cfg.features is None:   # text features: TF-IDF + SVD of lemmas and gloss
+            tax.features = gloss_features(tax, dim=cfg.feature_dim, root=root,
+                                          seed=cfg.gen_seed)
+        return tax
     return read
 
 
@@ -279,6 +284,65 @@ def evaluate(model, prep: Prepared, cfg: RunConfig, embed_all, device) -> Tuple[
     return out, z
 
 
+def embed_nodes(model, x: Tensor, edge_index: Optional[Tensor], nodes: Tensor) -> Tensor:
+    """Points of ``nodes`` (k,) from features, the way a new item is placed.
+
+    A graph encoder (``uses_graph``) runs on the L-hop neighbourhood of the
+    nodes in ``edge_index`` (``torch_geometric.utils.k_hop_subgraph``, L =
+    its number of blocks), which gives the nodes exactly their full-graph
+    outputs; any other encoder on the nodes' own features.  -> (k, D).
+    """
+    if getattr(model, "uses_graph", False):
+        from torch_geometric.utils import k_hop_subgraph
+        hops = len(getattr(model, "blocks", [None]))
+        subset, sub_ei, mapping, _ = k_hop_subgraph(nodes, hops, edge_index, relabel_nodes=True,
+                                                    num_nodes=x.size(0))
+        return model(x[subset], sub_ei, subset)[mapping]
+    return model(x[nodes], None, nodes)
+
+
+def inference_cost(model, prep: Prepared, device: torch.device, n_new: int = 10_000,
+                   seed: int = 0) -> Dict[str, float]:
+    """Seconds to embed ``n_new`` nodes as if they were new, per 10k nodes.
+
+    What a user pays to place new items with a trained encoder:
+
+    * feature encoders (ramen, features): one forward on the nodes' features;
+    * graph encoders (hgcn): gather the nodes' L-hop neighbourhood in the
+      training graph (``torch_geometric.utils.k_hop_subgraph``) and run the
+      layers on that subgraph — the nodes arrive with their features and
+      edges;
+    * shallow, and encoders on id embeddings: NaN (no row for a new node).
+
+    ``n_new`` nodes drawn without replacement (all of them on a smaller graph,
+    the time scaled to 10k); timed once, after a warm-up call on 64 nodes.
+    """
+    n = prep.tax.num_nodes
+    if prep.x is None or not getattr(model, "uses_features", False) or \
+            getattr(model, "use_ids", False) or getattr(model, "embedding", None) is not None:
+        return {"infer_10k_s": float("nan")}
+    m = min(n_new, n)
+    ids = torch.as_tensor(np.random.default_rng(seed).choice(n, m, replace=False),
+                          device=device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    ei = prep.pyg.edge_index.to(device)
+
+    def embed(nodes):
+        return embed_nodes(model, prep.x, ei, nodes)
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        embed(ids[:64])
+        sync()
+        t0 = time.perf_counter()
+        embed(ids)
+        sync()
+        dt = time.perf_counter() - t0
+    model.train(was_training)
+    return {"infer_10k_s": dt * 10_000 / m}
+
+
 # ------------------------------------------------------------------ run
 class RunInterrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM stopped a run; ``str()`` is one line naming the checkpoint
@@ -328,6 +392,9 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
     tax = load_dataset(cfg.data)                         # validates input, writes nothing
     prep = prepare(cfg, tax, device, dtype)
+    if prep.x is None and cfg.model.encoder == "features":
+        raise HGraphInputError(f"encoder 'features' needs node features; dataset "
+                               f"{cfg.data.dataset!r} has none", fix="pass --features FILE")
     if prep.x is None and cfg.model.encoder in ("ramen",) and not cfg.model.id_embeddings:
         raise HGraphInputError(f"encoder {cfg.model.encoder!r} needs node features; "
                                f"dataset {cfg.data.dataset!r} has none",
@@ -391,14 +458,19 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
             inside = f" + {state['step']} steps" if "step" in state else ""
             print(f"[seed {seed}] resuming after epoch {state['epoch']}{inside}", file=sys.stderr)
         try:
-            res: TrainResult = train(model, data, cfg.train, device=device, seed=seed,
-                                     progress=cfg.progress, checkpoint=checkpoint, resume=state)
+            if getattr(model, "trainable", True):
+                res: TrainResult = train(model, data, cfg.train, device=device, seed=seed,
+                                         progress=cfg.progress, checkpoint=checkpoint,
+                                         resume=state)
+            else:   # a fixed baseline (features): nothing to fit
+                res = TrainResult(epochs_run=0, best_epoch=0)
         except TrainingInterrupted as e:
             saved = (f"checkpoint {ckpt_path}" if e.checkpointed and ckpt_path.exists()
                      else "no checkpoint written")
             raise RunInterrupted(f"interrupted ({e}, seed {seed}): {saved}; continue with: "
                                  f"python pipelines/run.py --resume {run_dir}", e.signum) from None
         metrics, z = evaluate(model, prep, cfg, embed_all, device)
+        metrics.update(inference_cost(model, prep, device, seed=cfg.eval.eval_seed))
         # the evaluated weights (best validation epoch), for load_encoder / retrieval
         torch.save(model.state_dict(), run_dir / f"model_seed{seed}.pt")
         metrics.update({"seed": seed, "train_time_s": res.train_time_s,

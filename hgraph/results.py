@@ -29,7 +29,7 @@ INCOMPLETE = "INCOMPLETE"
 #: columns of summary.csv, in order (metrics are "mean" and "mean_std" pairs)
 SUMMARY_METRICS = ("lp_roc_auc", "lp_ap", "parent_mrr", "parent_hits@10", "recon_mean_rank",
                    "recon_map", "spearman_norm_level", "inductive_mrr", "inductive_hits@10",
-                   "train_time_s", "embed_time_s")
+                   "train_time_s", "embed_time_s", "infer_10k_s")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -197,3 +197,53 @@ def _subtree(tax: Taxonomy, top: str, label: str) -> Taxonomy:
     sub.meta["offsets"] = [offs[k] for k in sub.keys]
     sub.meta["wordnet"] = label
     return sub
+
+
+def _glosses(root: str) -> Dict[str, str]:
+    """offset -> "lemma1 lemma2 ... gloss" for every synset of ``data.noun``."""
+    out: Dict[str, str] = {}
+    for line in _open_lines(Path(root) / "data.noun"):
+        if not line or line[0] == " ":
+            continue
+        head, _, gloss = line.partition(" | ")
+        f = head.split()
+        w_cnt = int(f[3], 16)
+        lemmas = [w.replace("_", " ") for w in f[4:4 + 2 * w_cnt:2]]
+        out[f[0]] = " ".join(lemmas) + " " + gloss.strip()
+    return out
+
+
+def gloss_features(tax: Taxonomy, dim: int = 64, root: str = WORDNET_DIR,
+                   seed: int = 0) -> np.ndarray:
+    """(num_nodes, dim) float32 text features of WordNet synsets.
+
+    Each synset's lemmas and gloss ("dog domestic dog Canis familiaris a
+    member of the genus Canis ...") -> TF-IDF over word unigrams and bigrams
+    (scikit-learn, sublinear tf, English stop words removed) -> truncated
+    SVD to ``dim`` components (LSA), rows L2-normalised.  This is what a user
+    with a text description per category would feed an encoder.  Glosses
+    often name the hypernym ("a terrestrial or aquatic flesh-eating mammal"),
+    so the features alone already place many synsets: the features-only
+    baseline measures how much.  Fitted on the synsets of ``tax`` only.
+    """
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    offs = tax.meta.get("offsets")
+    if offs is None:
+        raise HGraphInputError("gloss features need a WordNet taxonomy (synset offsets)",
+                               file=tax.source)
+    text = _glosses(root)
+    docs = [text.get(o, "") for o in offs]
+    # terms in one synset only are noise for an LSA space, but a tiny taxonomy keeps them
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2 if len(docs) >= 100 else 1,
+                            sublinear_tf=True, stop_words="english").fit_transform(docs)
+    k = min(int(dim), tfidf.shape[0] - 1, tfidf.shape[1] - 1)
+    if k >= 1:
+        z = TruncatedSVD(n_components=k, random_state=seed).fit_transform(tfidf)
+    else:   # fewer terms or synsets than an SVD needs: the TF-IDF columns themselves
+        z = tfidf.toarray()[:, :dim]
+    if z.shape[1] < dim:
+        z = np.pad(z, ((0, 0), (0, dim - z.shape[1])))
+    norm = np.linalg.norm(z, axis=1, keepdims=True)
+    z = np.where(norm > 1e-8, z / np.maximum(norm, 1e-8), 0.0)   # a synset with no terms: 0
+    return z.astype(np.float32)

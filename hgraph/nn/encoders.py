@@ -98,9 +98,43 @@ def _build_shallow(spec: EncoderSpec) -> Encoder:
     return ShallowEncoder(spec.manifold, spec.num_nodes, spec.cfg.dim, spec.cfg.init_scale)
 
 
+class FeatureBaseline(Encoder):
+    """The features-only baseline: a node's raw features, L2-normalised.
+
+    Nothing is learned.  On the Euclidean manifold, distance between unit
+    vectors is a monotone function of cosine similarity
+    (``|a - b|^2 = 2 - 2 cos(a, b)``), so every ranking the evaluation makes
+    (parent of a held-out edge, inductive parent, reconstruction) is "nearest
+    candidate by cosine of the raw features".  It shows what the features
+    alone know, before any encoder or graph.
+    """
+
+    uses_features = True
+    trainable = False
+
+    def __init__(self, manifold: geoopt.Manifold, in_dim: int):
+        if M.kind(manifold) != "euclidean":
+            raise ValueError("the features baseline ranks by cosine: use manifold='euclidean'")
+        super().__init__(manifold, in_dim)
+
+    def forward(self, x: Optional[Tensor], edge_index: Optional[Tensor],
+                node_ids: Tensor) -> Tensor:
+        """``x``: (n, F) -> (n, F) unit rows (zero rows stay zero)."""
+        if x is None:
+            raise ValueError("the features baseline needs node features")
+        return torch.nn.functional.normalize(x, dim=-1)
+
+
+def _build_features(spec: EncoderSpec) -> Encoder:
+    if spec.in_dim is None:
+        raise ValueError("encoder 'features' needs node features; this dataset has none")
+    return FeatureBaseline(spec.manifold, spec.in_dim)
+
+
 #: name -> factory(EncoderSpec) -> Encoder.  The CLI's --encoder choices.
 ENCODERS: Dict[str, Callable[[EncoderSpec], Encoder]] = {
     "shallow": _build_shallow,
+    "features": _build_features,
 }
 
 
