@@ -36,7 +36,7 @@ from hgraph.results import INCOMPLETE, atomic_write_text, fmt  # noqa: E402
 
 #: 7.7k-node generated tree (CurvLearn shape with 10 root children), 10% of the leaves
 #: held out for inductive placement: small enough for ~30 variants x 3 seeds on a CPU.
-ABLATION_DATA = ["--gen-root-children", "10", "--inductive-frac", "0.1"]
+ABLATION_DATA = ["--gen-root-children", "10", "--inductive-frac", "0.1", "--no-plots"]
 #: HGCN's preset is one full-batch step per epoch, 40 epochs (tuned on the 84k-node tree,
 #: where a step covers 75k edges); on the 7.7k-node tree its validation AP still rises
 #: until ~100 epochs, so the HGCN variants of the ablation grids run 100.
