@@ -91,11 +91,12 @@ MID_TREE = ["--gen-root-children", "6", "--gen-min-children", "2", "--gen-max-ch
 
 
 @pytest.mark.slow
-# Thresholds sit below what these runs measured (chance is 0.5): hgcn/poincare 0.77,
-# hgcn/lorentz 0.69, ramen/poincare 0.97, ramen/lorentz 0.95.  Lorentz HGCN learning
-# slower than the ball on this task is an open item (see results/README.md).
-@pytest.mark.parametrize("encoder,manifold,floor", [("hgcn", "poincare", 0.72),
-                                                    ("hgcn", "lorentz", 0.62),
+# Thresholds sit below what these runs measured (chance is 0.5): hgcn/poincare 0.97,
+# hgcn/lorentz 0.84 (0.77 / 0.69 before HGCN's aggregation became a mean over neighbours),
+# ramen/poincare 0.97, ramen/lorentz 0.95.  Lorentz HGCN learning slower than the ball on
+# this task is an open item (see results/README.md).
+@pytest.mark.parametrize("encoder,manifold,floor", [("hgcn", "poincare", 0.92),
+                                                    ("hgcn", "lorentz", 0.78),
                                                     ("ramen", "poincare", 0.9),
                                                     ("ramen", "lorentz", 0.9)])
 def test_feature_encoders_learn_link_prediction(tmp_path, encoder, manifold, floor):
