@@ -58,3 +58,55 @@ def test_full_graph_embedder_hides_only_when_asked(hide):
     # no pairs (evaluation): the whole graph
     emb(model, torch.tensor([1]))
     assert model.seen.size(1) == ei.size(1)
+
+
+def _sampler_available():
+    import importlib.util
+    return any(importlib.util.find_spec(m) is not None for m in ("pyg_lib", "torch_sparse"))
+
+
+class Recorder(torch.nn.Module):
+    """Records the global edges of every subgraph it is given."""
+    uses_graph = True
+
+    def __init__(self):
+        super().__init__()
+        self.edges = []
+
+    def forward(self, x, edge_index, node_ids):
+        self.edges.append(node_ids[edge_index])
+        return torch.zeros(len(node_ids), 2)
+
+
+@pytest.mark.skipif(not _sampler_available(),
+                    reason="NeighborLoader needs pyg-lib or torch-sparse (installed in CI)")
+@pytest.mark.parametrize("hide", [False, True])
+def test_no_held_out_edge_in_any_sampled_subgraph(hide):
+    from hgraph.cli import parse_config
+    from hgraph.pipeline import load_dataset, prepare
+    from hgraph.train import SampledEmbedder
+    cfg, _ = parse_config(["--gen-root-children", "6", "--gen-min-children", "2",
+                           "--gen-max-children", "5", "--feature-dim", "4", "--encoder", "hgcn",
+                           "--inductive-frac", "0.2", "--val-frac", "0.1", "--test-frac", "0.2"])
+    tax = load_dataset(cfg.data)
+    prep = prepare(cfg, tax, torch.device("cpu"), torch.float32)
+    sp = prep.splits
+    n = tax.num_nodes
+    emb = SampledEmbedder(prep.pyg, [-1, -1], torch.device("cpu"), hide_supervision=hide)
+    model = Recorder()
+    rng = np.random.default_rng(0)
+    held_edges = np.concatenate([sp.val, sp.test])
+    # seeds that touch held-out edges and inductive nodes on purpose
+    for _ in range(20):
+        b = prep.positives[rng.choice(len(prep.positives), 16, replace=False)]
+        seeds = np.unique(np.concatenate([rng.choice(held_edges.ravel(), 30), b.ravel(),
+                                          rng.choice(sp.heldout, 5), rng.integers(0, n, 30)]))
+        emb(model, torch.as_tensor(seeds), pairs=(torch.as_tensor(b[:, 0]),
+                                                  torch.as_tensor(b[:, 1])))
+        g = model.edges[-1].numpy()
+        keys = set((g[0] * n + g[1]).tolist())
+        for u, v in held_edges:
+            assert u * n + v not in keys and v * n + u not in keys
+        assert not np.isin(g, sp.heldout).any()
+        for u, v in b:
+            assert (u * n + v in keys) != hide      # supervision pairs hidden iff asked
