@@ -525,7 +525,8 @@ def _plots(run_dir: Path, points: Tensor, tax: Taxonomy, manifold, history,
            subtrees: List[int]) -> None:
     """Disk by level (Lorentz mapped to the ball), subtrees, norm by level, curves."""
     from hgraph import viz
-    viz.plot_curves(history, run_dir / "curves.png", title=f"{run_dir.name}: training")
+    if history:      # a fixed baseline (features) has no training curve
+        viz.plot_curves(history, run_dir / "curves.png", title=f"{run_dir.name}: training")
     if M.kind(manifold) == "euclidean":
         return
     pts = M.to_poincare(manifold, points).numpy()

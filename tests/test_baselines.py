@@ -41,7 +41,10 @@ def test_feature_baseline_ranks_by_cosine():
 
 
 def test_features_run_trains_nothing_and_scores(tmp_path):
-    res = run(_cfg(tmp_path, "--encoder", "features", "--inductive-frac", "0.1"))
+    cfg = _cfg(tmp_path, "--encoder", "features", "--inductive-frac", "0.1")
+    res = run(cfg.__class__(**{**cfg.__dict__, "plots": True}))
+    assert not (res.run_dir / "curves.png").exists()     # no training, no curve
+    assert not (res.run_dir / "INCOMPLETE").exists()
     s = res.per_seed[0]
     assert s["epochs_run"] == 0 and s["train_time_s"] == 0.0
     # the generated features carry the hierarchy: cosine beats chance clearly
