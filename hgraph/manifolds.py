@@ -13,7 +13,9 @@ optimisers.  This module adds only:
   inputs of any scale (norm 1e6) land on the manifold without Inf/NaN;
 * :func:`to_poincare` / :func:`lorentz_to_poincare` /
   :func:`poincare_to_lorentz` — the isometry between the two models;
-* the numerical guards, all here: :data:`EPS`, :data:`MAX_TANGENT_NORM`.
+* the numerical guards, all here: :data:`EPS`, :data:`MAX_TANGENT_NORM`;
+* :func:`reproducible_execution` — geoopt's TorchScript maths giving the same
+  bits whatever the process computed before (resume, several seeds).
 
 Curvature convention: ``curvature`` is the positive number ``c`` with
 sectional curvature ``-c``.  geoopt's ``PoincareBall(c)`` uses it directly;
@@ -21,8 +23,10 @@ geoopt's ``Lorentz(k)`` has ``k = 1 / c``.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Callable, Dict, Optional
+import sys
+from typing import Callable, Dict, Iterator, List, Optional
 
 import geoopt
 import torch
@@ -303,3 +307,46 @@ def to_poincare(manifold: geoopt.Manifold, x: Tensor) -> Tensor:
     if kind(manifold) == "lorentz":
         return lorentz_to_poincare(x, manifold.k.detach())
     return x
+
+
+# --------------------------------------------------------------- execution
+def _geoopt_script_functions() -> List[torch.jit.ScriptFunction]:
+    """The TorchScript functions of every geoopt module loaded so far."""
+    found: Dict[int, torch.jit.ScriptFunction] = {}
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not (name == "geoopt" or name.startswith("geoopt.")):
+            continue
+        for v in list(vars(mod).values()):
+            if isinstance(v, torch.jit.ScriptFunction):
+                found[id(v)] = v
+    return list(found.values())
+
+
+def _flush_geoopt_executors() -> None:
+    for f in _geoopt_script_functions():
+        flush = getattr(f, "_debug_flush_compilation_cache", None)
+        if flush is not None:
+            flush()
+
+
+@contextlib.contextmanager
+def reproducible_execution() -> Iterator[None]:
+    """Within ``with``: geoopt's TorchScript maths computes the same bits on every call.
+
+    geoopt's maths is TorchScript.  Its profiling executor runs a function's
+    first calls as recorded and then an optimised graph with its own (symbolic)
+    gradients, which rounds differently in the last bits; once built, that graph
+    is used even where optimisation is switched off.  Results then depended on
+    what the process had computed before: a run resumed in a fresh process
+    drifted from the uninterrupted one (1e-8 relative from the first resumed
+    step), and an earlier run in the same process changed the next one.  Here
+    the executors' caches are dropped on entry and on exit and optimisation is
+    off (for this thread), so every call runs the same unoptimised graph.  On
+    CPU this costs nothing measurable (TorchScript does not fuse on CPU).
+    """
+    _flush_geoopt_executors()
+    try:
+        with torch.jit.optimized_execution(False):
+            yield
+    finally:
+        _flush_geoopt_executors()
