@@ -1,0 +1,80 @@
+"""The benchmark scripts run end to end at tiny sizes (so they cannot rot).
+
+Timings are not checked here (benchmarks are never timed tests); only that
+each script finishes, prints its table and writes its JSON rows.
+"""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+def _run(script, *args, tmp_path, capsys):
+    """``script --quick ...`` in this process (--quick keeps the workers in-process too)."""
+    out = tmp_path / "rows.json"
+    assert _module(script).main([*args, "--quick", "--json", str(out)]) == 0
+    return capsys.readouterr().out, json.loads(out.read_text())
+
+
+def _module(name):
+    """Import benchmarks/<name>.py (the scripts import their ``_common`` helpers by name)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gensim_compare_tiny(tmp_path, capsys):
+    pytest.importorskip("gensim")
+    out, rows = _run("gensim_compare", "--datasets", "tree:300", "--batch-sizes", "256",
+                     tmp_path=tmp_path, capsys=capsys)
+    assert [r["tool"] for r in rows] == ["gensim", "ours"]
+    assert rows[0]["pairs"] == rows[1]["pairs"] > 0          # the identical closure
+    for r in rows:
+        assert r["epochs"] == 2 and r["pairs_per_s"] > 0 and 0 < r["map"] <= 1
+    assert "x gensim" in out
+
+
+def test_scaling_tiny(tmp_path, capsys):
+    out, rows = _run("scaling", "--sizes", "1k", tmp_path=tmp_path, capsys=capsys)
+    assert {r["encoder"] for r in rows} == {"shallow", "ramen", "hgcn", "hgcn-full"}
+    for r in rows:
+        assert 1 <= r["steps_measured"] <= 3 and r["epoch_s"] > 0 and r["peak_gib"] > 0
+        assert r["extrapolated"] == (r["steps_measured"] < r["steps_per_epoch"])
+    assert "growth exponent" in out
+
+
+def test_inference_tiny(tmp_path, capsys):
+    out, res = _run("inference", "--size", "1k", "--new", "50", tmp_path=tmp_path,
+                    capsys=capsys)
+    tasks = {r["task"]: r for r in res["rows"]}
+    assert set(tasks) == {"shallow all", "ramen all", "hgcn all", "ramen new",
+                          "hgcn new 2-hop", "hgcn new re-embed"}
+    assert tasks["ramen new"]["nodes"] == 50 and all(r["nodes_per_s"] > 0 for r in res["rows"])
+    assert res["max_abs_diff_2hop_vs_full"] < 1e-4        # the 2-hop path is exact
+    assert "RAMEN/HGCN" in out
+
+
+def test_fit_exponent_and_sizes():
+    common = _module("_common")
+    assert common.fit_exponent([1e3, 1e4, 1e5], [2.0, 20.0, 200.0]) == pytest.approx(1.0)
+    assert common.fit_exponent([10, 100], [1.0, 100.0]) == pytest.approx(2.0)
+    assert common.root_children_for(84_000) == 100 and common.root_children_for(10) == 1
+    assert common.parse_size("1M") == 1_000_000 and common.parse_size("80k") == 80_000
+
+
+def test_run_all_sections_roundtrip():
+    run_all = _module("run_all")
+    text = "# Benchmarks\n\nintro\n\n## benchmarks/a.py\n\nA\n\n## benchmarks/b.py\n\nB\n"
+    s = run_all._sections(text)
+    assert list(s) == ["benchmarks/a.py", "benchmarks/b.py"]
+    assert s["benchmarks/b.py"] == "## benchmarks/b.py\n\nB\n"
+    assert {run_all._name(x) for x in run_all.SCRIPTS} >= {"gensim_compare", "scaling",
+                                                           "inference"}
