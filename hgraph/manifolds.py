@@ -210,9 +210,19 @@ def origin(manifold: geoopt.Manifold, dim: int, dtype=None, device=None) -> Tens
 
 
 def dist0(manifold: geoopt.Manifold, x: Tensor) -> Tensor:
-    """(...,) distance of each point from the origin."""
-    if kind(manifold) == "euclidean":
+    """(...,) distance of each point from the origin.
+
+    hyperboloid: ``sqrt(k) asinh(|x_s| / sqrt(k))``, the norm of :func:`logmap0`.
+    geoopt's ``sqrt(k) arcosh(x0 / sqrt(k))`` goes negative near the origin in
+    float32 (``x0`` rounds below ``sqrt(k)`` and its clamp lets ``arcosh`` of
+    a number below 1 through) and loses every digit of small distances.
+    """
+    k = kind(manifold)
+    if k == "euclidean":
         return x.norm(dim=-1)
+    if k == "lorentz":
+        sk = manifold.k.to(x).sqrt()
+        return sk * torch.asinh(x[..., 1:].norm(dim=-1) / sk)
     return manifold.dist0(x)
 
 
