@@ -144,6 +144,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             return e.exit_status
         print("interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as e:
+        from hgraph.train import TrainingDiverged
+        if not isinstance(e, TrainingDiverged):
+            raise
+        print(f"error: {e}", file=sys.stderr)     # names the last good checkpoint
+        return 1
     print(format_result(result))
     return 0
 

@@ -27,7 +27,7 @@ from hgraph.data.taxonomy import Taxonomy, csr_pairs, transitive_closure
 from hgraph.errors import HGraphInputError
 from hgraph.nn.encoders import EncoderSpec, build_encoder
 from hgraph.train import (DirectEmbedder, FullGraphEmbedder, SampledEmbedder, TrainData,
-                          TrainingInterrupted, TrainResult, train)
+                          TrainingDiverged, TrainingInterrupted, TrainResult, train)
 
 Tensor = torch.Tensor
 
@@ -469,6 +469,10 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
                      else "no checkpoint written")
             raise RunInterrupted(f"interrupted ({e}, seed {seed}): {saved}; continue with: "
                                  f"python pipelines/run.py --resume {run_dir}", e.signum) from None
+        except TrainingDiverged as e:
+            raise TrainingDiverged(f"training diverged (seed {seed}): {e}; "
+                                   f"{_last_checkpoint(ckpt_path)}; {run_dir} stays "
+                                   f"INCOMPLETE") from None
         metrics, z = evaluate(model, prep, cfg, embed_all, device)
         metrics.update(inference_cost(model, prep, device, seed=cfg.eval.eval_seed))
         # the evaluated weights (best validation epoch), for load_encoder / retrieval
@@ -510,6 +514,14 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
     R.append_summary(cfg.out, row)
     return RunResult(run_dir=run_dir, config=cfg, metrics=agg, per_seed=per_seed,
                      dataset=ds_summary, histories=histories)
+
+
+def _last_checkpoint(path: Path) -> str:
+    """'last good checkpoint PATH (after epoch E)', or why there is none."""
+    if not path.exists():
+        return "no checkpoint was written (see --checkpoint-every)"
+    epoch = torch.load(path, map_location="cpu", weights_only=False)["epoch"]
+    return f"last good checkpoint {path} (after epoch {epoch})"
 
 
 def _save_embeddings(run_dir: Path, points: Tensor, tax: Taxonomy, manifold) -> None:

@@ -304,6 +304,11 @@ def _set_lr(opt, lr: float) -> None:
         g["lr"] = lr
 
 
+def _state_finite(model) -> bool:
+    return all(torch.isfinite(t).all() for t in model.state_dict().values()
+               if t.is_floating_point())
+
+
 def _grads_finite(model) -> bool:
     for p in model.parameters():
         g = p.grad
@@ -469,8 +474,13 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
             total += float(loss.detach()) * B
             reg_total += reg_val * B
             count += B
+        if not _state_finite(model):       # a finite step can still overflow the update
+            model.load_state_dict(last_good)
+            raise TrainingDiverged(
+                f"non-finite parameters after epoch {epoch + 1}; restored the last good "
+                f"parameters (try a lower --lr or float64)")
         if count:
-            last_good = copy.deepcopy(model.state_dict())
+            last_good = copy.deepcopy(model.state_dict())   # what checkpoints hold: finite
         rec: Dict[str, float] = {"epoch": epoch + 1, "loss": total / max(count, 1),
                                  "lr": opt.param_groups[0]["lr"],
                                  "time_s": time.perf_counter() - t_start}
