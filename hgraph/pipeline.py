@@ -254,7 +254,8 @@ def evaluate(model, prep: Prepared, cfg: RunConfig, embed_all, device) -> Tuple[
     t0 = time.perf_counter()
     sample = cfg.eval.recon_sample or None
     rec = reconstruction(man, z, sp_.train_closure, sample=sample, seed=cfg.eval.eval_seed,
-                         chunk=cfg.eval.chunk)
+                         chunk=cfg.eval.chunk,
+                         candidates=sp_.train_mask if len(sp_.heldout) else None)
     out.update({"recon_mean_rank": rec["mean_rank"], "recon_map": rec["map"],
                 "recon_sources": rec["num_sources"]})
     if len(sp_.test):

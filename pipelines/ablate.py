@@ -158,7 +158,8 @@ GRIDS: Dict[str, Dict] = {
 }
 
 METRICS = ["lp_roc_auc", "lp_ap", "parent_mrr", "parent_hits@10", "inductive_mrr",
-           "inductive_hits@10", "recon_map", "train_time_s", "infer_10k_s"]
+           "inductive_hits@10", "recon_mean_rank", "recon_map", "train_time_s", "embed_time_s",
+           "infer_10k_s"]
 PLOT_METRICS = ["lp_ap", "parent_mrr", "inductive_mrr", "recon_map"]
 
 
@@ -244,7 +245,7 @@ def write_table(grid: str, out: Path, command: str) -> Path:
         cells = []
         for k in mets:
             v, sd = r.get(k), r.get(k + "_std")
-            digits = 2 if k.endswith("_s") else 3
+            digits = 2 if k.endswith("_s") else 1 if k == "recon_mean_rank" else 3
             cells.append(fmt(None if pd.isna(v) else float(v),
                              None if pd.isna(sd) else float(sd), digits))
         lines.append(f"| {r['variant']} | {r['seeds']} | " + " | ".join(cells) + " |")
@@ -253,8 +254,10 @@ def write_table(grid: str, out: Path, command: str) -> Path:
               "", "Metrics: link prediction of held-out child->parent edges (ROC-AUC, AP; 10 "
               "sampled negatives each), parent rank of a held-out edge's child among all nodes "
               "(MRR, Hits@10), inductive parent rank of held-out leaves among training nodes, "
-              "reconstruction MAP of the training closure (sampled sources), training seconds, "
-              "seconds to embed 10k nodes as new items (HGCN: with their 2-hop neighbourhood).",
+              "reconstruction mean rank and MAP of the training closure (sampled sources), "
+              "training seconds per seed, seconds to embed all nodes (embed_time_s) and to "
+              "embed 10k nodes as new items (infer_10k_s; HGCN: with their 2-hop "
+              "neighbourhood).",
               "", "Runs (each folder also holds config.json and per-seed metrics):", ""]
     for label, cmd, git, _ in cmds:
         lines.append(f"* {label}: `{cmd}` (git {git})")

@@ -600,8 +600,14 @@ def _rank_eval(manifold: geoopt.Manifold, x: Tensor, sources: np.ndarray,
 # ------------------------------------------------------------------ public
 def reconstruction(manifold: geoopt.Manifold, x: Tensor, positives: sp.spmatrix,
                    sample: Optional[int] = None, seed: int = 0,
-                   chunk: int = 1024) -> Dict[str, object]:
+                   chunk: int = 1024, candidates: Optional[np.ndarray] = None
+                   ) -> Dict[str, object]:
     """Graph reconstruction: mean rank and MAP (Nickel & Kiela 2017).
+
+    ``candidates``: optional (N,) bool mask of the nodes that may be ranked
+    (e.g. the training nodes when some nodes are held out for inductive
+    placement: an untrained shallow row near the origin would otherwise
+    outrank true ancestors); sources are restricted to it too.  None = all.
 
     ``x``: (N, D) points on ``manifold`` (any device; work runs there).
     ``positives``: (N, N) scipy sparse bool; row ``u`` = u's positives (pass
@@ -622,13 +628,19 @@ def reconstruction(manifold: geoopt.Manifold, x: Tensor, positives: sp.spmatrix,
     n = x.shape[0]
     pos = _as_bool_csr(positives, n, "positives")
     sources = np.flatnonzero(np.diff(pos.indptr) > 0)
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=bool).reshape(-1)
+        if candidates.shape[0] != n:
+            raise ValueError(f"candidates must have {n} entries, got {candidates.shape[0]}")
+        sources = sources[candidates[sources]]
     sampled = sample is not None and sample < len(sources)
     if sample is not None and sample < 1:
         raise ValueError(f"sample must be >= 1 or None, got {sample}")
     if sampled:
         rng = np.random.default_rng(seed)
         sources = np.sort(rng.choice(sources, size=int(sample), replace=False))
-    res = _rank_eval(manifold, x, sources, pos, np.ones(n, dtype=bool), chunk)
+    res = _rank_eval(manifold, x, sources, pos,
+                     np.ones(n, dtype=bool) if candidates is None else candidates, chunk)
     res["sampled"] = bool(sampled)
     res["sample_size"] = res["num_sources"]
     return res

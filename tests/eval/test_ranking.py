@@ -275,3 +275,19 @@ def test_no_positives():
     m, x = random_points("euclidean", 5)
     r = reconstruction(m, x, sp.csr_matrix((5, 5), dtype=bool))
     assert r["num_sources"] == 0 and math.isnan(r["mean_rank"]) and math.isnan(r["map"])
+
+
+def test_reconstruction_candidates_exclude_distractors():
+    """Points outside the candidate mask neither outrank positives nor act as sources."""
+    import geoopt as _g
+    man = _g.PoincareBall()
+    # a chain 1 -> 0, 2 -> 1 (2's ancestors 1, 0) placed along a ray, plus a
+    # distractor 3 sitting right next to node 2 that is not a candidate
+    x = torch.tensor([[0.0, 0.0], [0.3, 0.0], [0.6, 0.0], [0.59, 0.01]], dtype=torch.float64)
+    pos = sp.csr_matrix((np.ones(3, dtype=bool), ([1, 2, 2], [0, 0, 1])), shape=(4, 4))
+    full = reconstruction(man, x, pos)
+    masked = reconstruction(man, x, pos, candidates=np.array([True, True, True, False]))
+    assert masked["map"] == 1.0 and masked["mean_rank"] == 1.0
+    assert full["mean_rank"] > 1.0          # the distractor outranks 2's ancestors
+    with pytest.raises(ValueError, match="candidates"):
+        reconstruction(man, x, pos, candidates=np.ones(3, dtype=bool))
