@@ -31,6 +31,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import geoopt
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 Tensor = torch.Tensor
 
@@ -241,12 +242,76 @@ def dist(manifold: geoopt.Manifold, x: Tensor, y: Tensor) -> Tensor:
         return (x - y).norm(dim=-1)
     if k == "poincare":
         c = manifold.c.to(x)
-        diff = ((x - y) ** 2).sum(-1)
-        denom = ((1.0 - c * (x * x).sum(-1)) * (1.0 - c * (y * y).sum(-1))).clamp_min(eps(x.dtype))
-        return _arcosh1p(2.0 * c * diff / denom) / c.sqrt()
+        if not c.requires_grad:
+            return _PoincareDist.apply(x, y, c)
+        return _poincare_dist(x, y, c)
     kk = manifold.k.to(x)
     inner = -x[..., 0] * y[..., 0] + (x[..., 1:] * y[..., 1:]).sum(-1)
     return kk.sqrt() * _arcosh1p(-inner / kk - 1.0)
+
+
+def _poincare_dist(x: Tensor, y: Tensor, c: Tensor) -> Tensor:
+    """The ball's distance by autograd-traceable ops (learnable ``c``; the reference
+    the closed-form backward of :class:`_PoincareDist` is tested against)."""
+    diff = ((x - y) ** 2).sum(-1)
+    denom = ((1.0 - c * (x * x).sum(-1)) * (1.0 - c * (y * y).sum(-1))).clamp_min(eps(x.dtype))
+    return _arcosh1p(2.0 * c * diff / denom) / c.sqrt()
+
+
+class _PoincareDist(torch.autograd.Function):
+    """:func:`_poincare_dist` with a closed-form backward (fixed curvature).
+
+    Every training loss is a function of these distances, and autograd over
+    the formula records about 40 elementwise ops on (B, K, D) tensors; on CPU
+    that was most of a shallow step's forward + backward (12 ms of 57 ms at
+    1024 pairs x 10 negatives, WordNet nouns).  With ``t = 2c|x-y|^2 / (ab)``,
+    ``a = 1 - c|x|^2``, ``b = 1 - c|y|^2``, ``d = arcosh(1 + t) / sqrt(c)``::
+
+        dd/dx = G (diff + (c|x-y|^2 / a) x),   dd/dy = G (-diff + (c|x-y|^2 / b) y),
+        G = 4c / (ab sqrt(c) sqrt(t (t + 2))),  diff = x - y
+
+    which is 4 elementwise ops on the (B, K, D) tensors.  The clamps of the
+    forward zero the same terms autograd zeroes (``t`` below eps: no gradient;
+    ``ab`` below eps: no gradient through the conformal factors).  Broadcast
+    inputs get their gradient summed back to their shape.  Tested against
+    autograd over :func:`_poincare_dist` (float32, float64, gradcheck).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, y: Tensor, c: Tensor) -> Tensor:
+        e = eps(x.dtype)
+        diff = x - y
+        d2 = (diff * diff).sum(-1)
+        a = 1.0 - c * (x * x).sum(-1)
+        b = 1.0 - c * (y * y).sum(-1)
+        ab_raw = a * b
+        ab = ab_raw.clamp_min(e)
+        t_raw = 2.0 * c * d2 / ab
+        t = t_raw.clamp_min(e)
+        sq = torch.sqrt(t * (t + 2.0))
+        ctx.save_for_backward(x, y, c, diff, d2, a, b, ab, sq,
+                              t_raw >= e, ab_raw >= e)
+        return torch.log1p(t + sq) / c.sqrt()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, y, c, diff, d2, a, b, ab, sq, t_live, ab_live = ctx.saved_tensors
+        # dL/dt, zero where the forward clamped t
+        g = torch.where(t_live, grad / (c.sqrt() * sq), grad.new_zeros(()))
+        s = g * (4.0 * c / ab)                                    # coefficient of diff
+        r = torch.where(ab_live, s * c * d2 / ab, s.new_zeros(()))  # conformal-factor terms
+        sd = s.unsqueeze(-1) * diff
+        gx = gy = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.addcmul(sd, (r * b).unsqueeze(-1), x)
+            if gx.shape != x.shape:
+                gx = gx.sum_to_size(x.shape)
+        if ctx.needs_input_grad[1]:
+            gy = torch.addcmul(-sd, (r * a).unsqueeze(-1), y)
+            if gy.shape != y.shape:
+                gy = gy.sum_to_size(y.shape)
+        return gx, gy, None
 
 
 def _arcosh1p(t: Tensor) -> Tensor:

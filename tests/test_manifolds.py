@@ -178,3 +178,51 @@ def test_lorentz_expmap0_finite_at_high_curvature_float32():
     x = M.expmap0(man, torch.randn(50, 4) * 1e6)
     assert torch.isfinite(x).all()
     assert torch.isfinite(M.pairwise_dist(man, x)).all()
+
+
+# ----------------------------------------------- closed-form backward of the ball distance
+@pytest.mark.parametrize("shapes", [((6, 4), (6, 4)), ((5, 1, 3), (5, 7, 3)), ((3,), (8, 3))])
+def test_poincare_dist_closed_form_backward_gradcheck(shapes):
+    from hgraph.manifolds import _PoincareDist
+    g = torch.Generator().manual_seed(0)
+    c = torch.tensor(0.7, dtype=torch.float64)
+    x = ((torch.rand(*shapes[0], generator=g, dtype=torch.float64) - 0.5) * 1.2).requires_grad_()
+    y = ((torch.rand(*shapes[1], generator=g, dtype=torch.float64) - 0.5) * 1.2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: _PoincareDist.apply(a, b, c), (x, y))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-4)])
+def test_poincare_dist_closed_form_matches_autograd(dtype, tol):
+    """Same values and gradients as autograd over the formula, near the boundary too."""
+    from hgraph.manifolds import _poincare_dist
+    ball = M.make_manifold("poincare", 1.3)
+    g = torch.Generator().manual_seed(1)
+    pts = M.expmap0(ball, torch.randn(40, 6, generator=g, dtype=dtype) * 2.5)
+    x = pts[:20].unsqueeze(1).clone().requires_grad_()                 # (20, 1, 6)
+    y = pts[20:].unsqueeze(0).expand(20, 20, 6).clone().requires_grad_()
+    w = torch.randn(20, 20, generator=g, dtype=dtype)
+    d1 = M.dist(ball, x, y)
+    gx1, gy1 = torch.autograd.grad((d1 * w).sum(), (x, y))
+    d2 = _poincare_dist(x, y, ball.c.to(dtype))
+    gx2, gy2 = torch.autograd.grad((d2 * w).sum(), (x, y))
+    torch.testing.assert_close(d1, d2, rtol=tol, atol=tol)
+    torch.testing.assert_close(gx1, gx2, rtol=tol, atol=tol * gx2.abs().max().item())
+    torch.testing.assert_close(gy1, gy2, rtol=tol, atol=tol * gy2.abs().max().item())
+
+
+def test_poincare_dist_zero_distance_has_zero_gradient():
+    ball = M.make_manifold("poincare")
+    for dtype in (torch.float32, torch.float64):
+        x = torch.tensor([[0.1, -0.2], [0.0, 0.0]], dtype=dtype, requires_grad=True)
+        y = x.detach().clone().requires_grad_()
+        M.dist(ball, x, y).sum().backward()
+        assert torch.equal(x.grad, torch.zeros_like(x)) and torch.equal(y.grad, torch.zeros_like(y))
+
+
+def test_poincare_dist_learnable_curvature_still_gets_a_gradient():
+    ball = M.make_manifold("poincare", 1.0, learnable=True)
+    x = torch.tensor([[0.1, 0.2]], dtype=torch.float32)
+    y = torch.tensor([[-0.3, 0.1]], dtype=torch.float32)
+    M.dist(ball, x, y).sum().backward()
+    params = [p for p in ball.parameters() if p.requires_grad]
+    assert params and all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
