@@ -1,14 +1,16 @@
 """Time and peak memory of the reconstruction metric (mean rank, MAP), exact
-and sampled, on generated tree closures.
+and sampled, on generated tree closures and on WordNet nouns.
 
-    .venv/bin/python benchmarks/eval_speed.py --sizes 10k,80k --sample 1000
+    .venv/bin/python benchmarks/eval_speed.py --sizes 10k,80k,nouns --sample 1000
 
 The tree: depth 4, level sizes in CurvLearn's proportions (100 / 1,091 /
 11,074 / 68,593 per 80,858 nodes), each node's parent uniform among the nodes
 of the previous level, so a leaf has 4 ancestors (root included) and the
 closure has ~3.8 positives per node.  ``--depth 12`` gives a deeper tree with
 ~10 ancestors per node (a WordNet-nouns-sized closure: ~850k pairs at 82k
-nodes).  Points (``--points``):
+nodes).  ``nouns`` in ``--sizes`` is the WordNet 3.0 noun closure itself
+(82,115 nodes, 743,241 pairs; a DAG: its "tree" points follow each noun's
+first hypernym).  Points (``--points``):
 
 * ``random``: i.i.d. Gaussian tangent vectors mapped onto the Poincaré ball;
   every positive lies deep in its row, the worst case for the counting
@@ -81,6 +83,29 @@ def random_tree(n: int, seed: int, depth: int = 4):
     return np.concatenate(parent), np.concatenate(level)
 
 
+NOUNS = -1      # --sizes entry "nouns"
+
+
+def wordnet_nouns():
+    """(parent, level, closure) of WordNet nouns; parent = a noun's first
+    hypernym (-1 for the root), level = its depth along those parents."""
+    import numpy as np
+    from hgraph.data.wordnet import load_wordnet
+    tax = load_wordnet("nouns")
+    n = tax.num_nodes
+    parent = np.full(n, -1, dtype=np.int64)
+    child, par = tax.edges[:, 0], tax.edges[:, 1]
+    first = np.unique(child, return_index=True)[1]
+    parent[child[first]] = par[first]
+    level = np.full(n, -1, dtype=np.int64)
+    level[parent < 0] = 0
+    while (level < 0).any():            # parents first: a node's level once its parent's is known
+        todo = np.flatnonzero(level < 0)
+        ready = todo[level[parent[todo]] >= 0]
+        level[ready] = level[parent[ready]] + 1
+    return parent, level, tax.closure
+
+
 def make_points(kind: str, parent, level, dim: int, seed: int):
     import numpy as np
     import torch
@@ -112,10 +137,14 @@ def worker(size: int, points: str, sample: int, dim: int, seed: int, chunk: int,
     from hgraph.data.taxonomy import transitive_closure
     from hgraph.eval import reconstruction
 
-    parent, level = random_tree(size, seed, depth)
-    n = len(parent)
-    edges = np.stack([np.arange(1, n), parent[1:]], axis=1)
-    closure = transitive_closure(edges, n)
+    if size == NOUNS:
+        parent, level, closure = wordnet_nouns()
+        n = len(parent)
+    else:
+        parent, level = random_tree(size, seed, depth)
+        n = len(parent)
+        edges = np.stack([np.arange(1, n), parent[1:]], axis=1)
+        closure = transitive_closure(edges, n)
     ball, x = make_points(points, parent, level, dim, seed)
     out = {"size": n, "points": points, "dim": dim, "depth": depth, "positives": int(closure.nnz),
            "threads": torch.get_num_threads(), "chunk": chunk}
@@ -133,7 +162,8 @@ def worker(size: int, points: str, sample: int, dim: int, seed: int, chunk: int,
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="10k,80k", help="comma-separated node counts (k/m suffixes)")
+    ap.add_argument("--sizes", default="10k,80k,nouns",
+                    help="comma-separated node counts (k/m suffixes) or 'nouns' (WordNet nouns)")
     ap.add_argument("--sample", type=int, default=1000, help="sources in the sampled run")
     ap.add_argument("--points", default="random,tree", help="comma-separated: random, tree")
     ap.add_argument("--dim", type=int, default=10)
@@ -156,8 +186,9 @@ def main(argv=None) -> int:
     print("-" * len(head))
     for size_text in args.sizes.split(","):
         for points in args.points.split(","):
+            size = NOUNS if size_text.strip() == "nouns" else parse_size(size_text)
             cmd = [sys.executable, os.path.abspath(__file__), "--_worker",
-                   str(parse_size(size_text)), points, "--sample", str(args.sample),
+                   str(size), points, "--sample", str(args.sample),
                    "--dim", str(args.dim), "--seed", str(args.seed), "--chunk", str(args.chunk),
                    "--depth", str(args.depth)]
             proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -18,7 +18,9 @@ hgraph/eval/ranking.py).
 
 What is each tool's own: the optimiser and learning rate (gensim: Riemannian
 SGD at ``alpha`` 0.1, its default; ours: the library defaults for
-``--encoder shallow``: RiemannianAdam at lr 0.05, sparse row updates), the
+``--encoder shallow``: Riemannian Adam at lr 0.05 updating only the rows a
+step touched, :mod:`hgraph.optim`'s closed form of geoopt's
+``SparseRiemannianAdam``), the
 negative sampler (gensim: proportional to each node's count in the
 relations, excluding u's ancestors; ours: uniform, excluding u's ancestors),
 gensim's norm regulariser (its default 1.0), and the batch size: gensim runs
@@ -114,7 +116,8 @@ def worker_ours(tax, pairs, a) -> dict:
             "data": {**pipeline_dataset(a.dataset), "val_frac": 0.0, "test_frac": 0.0},
             "model": {"encoder": "shallow", "dim": a.dim},
             "train": {"epochs": a.epochs, "negatives": a.negatives, "batch_size": a.batch,
-                      "burnin": a.burnin, "checkpoint_every": 0},
+                      "burnin": a.burnin, "checkpoint_every": 0,
+                      **({"lr": a.lr} if a.lr else {})},
             "eval": {"recon_sample": 10},       # ours is evaluated below, exact, like gensim's
             "device": a.device, "out": out, "progress": False, "plots": False,
             "save_embeddings": False, "seeds": [a.seed]})
@@ -164,6 +167,8 @@ def main(argv=None) -> int:
                     help="our batch sizes (gensim always runs at --gensim-batch)")
     ap.add_argument("--gensim-batch", type=int, default=10, help="gensim's batch size (its default)")
     ap.add_argument("--gensim-lr", type=float, default=0.1, help="gensim's alpha (its default)")
+    ap.add_argument("--lr", type=float, default=0.0,
+                    help="our learning rate (default: the shallow preset's, 0.05)")
     ap.add_argument("--threads", type=int, default=1, help="threads for both tools")
     ap.add_argument("--device", default="cpu", help="our device (gensim runs on the CPU)")
     ap.add_argument("--seed", type=int, default=0)
@@ -186,12 +191,14 @@ def main(argv=None) -> int:
                OPENBLAS_NUM_THREADS=str(args.threads))
     common = ["--dim", str(args.dim), "--negatives", str(args.negatives), "--epochs",
               str(args.epochs), "--burnin", str(args.burnin), "--gensim-lr", str(args.gensim_lr),
-              "--threads", str(args.threads), "--device", args.device, "--seed", str(args.seed)]
+              "--threads", str(args.threads), "--device", args.device, "--seed", str(args.seed),
+              "--lr", str(args.lr)]
     head = (f"{'dataset':>10} {'tool':>7} {'batch':>5} {'pairs':>8} {'epochs':>6} {'train s':>8} "
             f"{'pairs/s':>8} {'med ep':>8} {'x gensim':>8} {'MR':>7} {'MAP':>6} "
             f"{'peak MiB':>8} {'setup s':>7}")
     print(f"dim {args.dim}, {args.negatives} negatives, {args.epochs} epochs "
-          f"({args.burnin} burn-in), {args.threads} thread(s), ours on {args.device}")
+          f"({args.burnin} burn-in), {args.threads} thread(s), ours on {args.device}, "
+          f"our lr {args.lr or 'the preset (0.05)'}")
     print(head)
     print("-" * len(head))
     rows = []

@@ -60,7 +60,16 @@ class NegativeSampler:
     Sampling is vectorised rejection: draw, look the pairs up in a sorted key
     array, redraw the bad ones for up to ``rounds`` rounds; anything still bad
     is reported in the returned mask (False) and must be ignored by the loss.
+
+    The lookup goes through a one-hash bit filter first (16 bits per key, so
+    ~6% false positives): a random pair is almost never forbidden, and one
+    probe of the filter replaces a binary search over all keys (~21 probes,
+    most of them cache misses at WordNet-nouns size: 1.5M keys).  Only the
+    pairs the filter flags are searched.  numpy has no hash-set lookup for
+    integer arrays (``np.isin`` sorts both sides), hence the hand-written filter.
     """
+
+    _HASH = np.uint64(0x9E3779B97F4A7C15)     # Fibonacci hashing multiplier (2^64 / phi)
 
     def __init__(self, forbidden: sp.spmatrix, num_nodes: int,
                  candidates: Optional[np.ndarray] = None, rounds: int = 20):
@@ -69,13 +78,29 @@ class NegativeSampler:
         self.keys = np.unique(pair_keys(f.row, f.col, self.num_nodes))
         self.candidates = None if candidates is None else np.asarray(candidates, dtype=np.int64)
         self.rounds = rounds
+        self._bits = int(np.clip(np.ceil(np.log2(16 * max(len(self.keys), 1))), 13, 32))
+        self._filter = np.zeros(1 << (self._bits - 3), dtype=np.uint8)
+        h = self._hash(self.keys)
+        low = (h & np.uint64(7)).astype(np.uint8)
+        for b in range(8):     # one bit position per pass, so repeated bytes write equal values
+            byte = h[low == b] >> np.uint64(3)
+            self._filter[byte] = self._filter[byte] | np.uint8(1 << b)
+
+    def _hash(self, keys: np.ndarray) -> np.ndarray:
+        return (keys.astype(np.int64).view(np.uint64) * self._HASH) >> np.uint64(64 - self._bits)
 
     def is_forbidden(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
-        k = pair_keys(u, w, self.num_nodes)
-        pos = np.searchsorted(self.keys, k)
-        pos = np.minimum(pos, len(self.keys) - 1)
-        hit = self.keys[pos] == k if len(self.keys) else np.zeros(k.shape, dtype=bool)
-        return hit | (u == w)
+        keys = pair_keys(u, w, self.num_nodes)
+        k = keys.ravel()
+        h = self._hash(k)
+        flagged = np.flatnonzero(
+            (self._filter[h >> np.uint64(3)] >> (h & np.uint64(7)).astype(np.uint8)) & 1)
+        hit = np.zeros(k.shape, dtype=bool)
+        if len(self.keys) and len(flagged):
+            kf = k[flagged]
+            pos = np.minimum(np.searchsorted(self.keys, kf), len(self.keys) - 1)
+            hit[flagged] = self.keys[pos] == kf
+        return hit.reshape(keys.shape) | (np.asarray(u) == np.asarray(w))
 
     def _draw(self, size, rng: np.random.Generator) -> np.ndarray:
         if self.candidates is None:

@@ -1,5 +1,6 @@
 """Filtered negative sampling and the PyG conversion."""
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -65,3 +66,26 @@ def test_to_pyg_both_directions_only_given_edges():
     assert data.num_nodes == tax.num_nodes and ei.shape[1] == 2 * len(train)
     assert torch.equal(data.level, torch.as_tensor(tax.level))
     assert data.x.shape == (tax.num_nodes, 4)
+
+
+@pytest.mark.parametrize("n,density", [(300, 0.05), (2000, 0.002), (50, 0.0)])
+def test_is_forbidden_equals_exact_membership(n, density):
+    """The bit pre-filter only narrows the search: answers equal a set lookup,
+    for drawn pairs, forbidden pairs, the diagonal and broadcast shapes."""
+    rng = np.random.default_rng(3)
+    rel = sp.random(n, n, density=density, format="csr", random_state=4, dtype=float) != 0
+    s = NegativeSampler(rel, n)
+    truth = set(zip(*rel.nonzero()))
+    coo = rel.tocoo()
+    u = np.concatenate([rng.integers(0, n, 5000), coo.row, np.arange(n)])
+    w = np.concatenate([rng.integers(0, n, 5000), coo.col, np.arange(n)])
+    got = s.is_forbidden(u, w)
+    want = np.array([(a, b) in truth or a == b for a, b in zip(u, w)])
+    assert np.array_equal(got, want)
+    # shapes: (B, 1) anchors against (B, K) candidates
+    uu = rng.integers(0, n, (40, 1))
+    ww = rng.integers(0, n, (40, 7))
+    got = s.is_forbidden(uu, ww)
+    assert got.shape == (40, 7)
+    assert np.array_equal(got, np.array([[(a, b) in truth or a == b for b in row]
+                                         for a, row in zip(uu[:, 0], ww)]))
