@@ -3,11 +3,14 @@
 
     python benchmarks/run_all.py                          # what `make bench` runs
     python benchmarks/run_all.py --only scaling,inference # re-run some; keep the other sections
+    python benchmarks/run_all.py --list                   # the names and commands
     python benchmarks/run_all.py --device cuda --out results/benchmarks_cuda.md
 
 Each script prints its own table; this wrapper records the command, the
 machine (cores, torch device), the date, the script's wall time and the load
 average before and after it beside each one (the machine may be shared).
+The whole set takes about 2 hours on 2 cores (nouns_target alone trains for
+an hour).
 """
 import argparse
 import datetime
@@ -20,19 +23,33 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: (name, command) in the order they run; --only takes the names.  A script run twice
+#: (two datasets) gets a name of its own and a section heading "path (name)".
 SCRIPTS = [
-    ["benchmarks/closure_speed.py", "--sizes", "80k,300k,1M"],
-    ["benchmarks/eval_speed.py", "--sizes", "10k,80k", "--sample", "1000"],
-    ["benchmarks/gensim_compare.py", "--datasets", "mammals", "--epochs", "50"],
-    ["benchmarks/scaling.py", "--sizes", "10k,80k,300k,1M"],
-    ["benchmarks/inference.py", "--new", "10000", "--repeats", "5"],
+    ("closure_speed", ["benchmarks/closure_speed.py", "--sizes", "80k,300k,1M"]),
+    ("eval_speed", ["benchmarks/eval_speed.py", "--sizes", "10k,80k,nouns", "--sample", "1000"]),
+    ("gensim_compare", ["benchmarks/gensim_compare.py", "--datasets", "mammals", "--epochs", "50"]),
+    ("gensim_compare_nouns", ["benchmarks/gensim_compare.py", "--datasets", "nouns", "--epochs",
+                              "5", "--burnin", "1", "--batch-sizes", "1024,4096"]),
+    ("scaling", ["benchmarks/scaling.py", "--sizes", "10k,80k,300k,1M"]),
+    ("inference", ["benchmarks/inference.py", "--new", "10000", "--repeats", "5"]),
+    ("nouns_target", ["benchmarks/nouns_target.py", "--dim", "10", "--lr", "0.5", "--batch", "8192",
+                      "--negatives", "50", "--burnin", "1", "--threads", "1", "--time-limit",
+                      "3600", "--eval-every", "5", "--eval-sample", "2000", "--no-progress",
+                      "--json", "results/nouns_target/curve.json",
+                      "--plot", "results/nouns_target/curve.png"]),
 ]
 #: scripts that take --device (the others time CPU-only code)
 DEVICE_AWARE = {"gensim_compare", "scaling", "inference"}
 
 
-def _name(script) -> str:
-    return Path(script[0]).stem
+def _name(entry) -> str:
+    return entry[0]
+
+
+def _heading(entry) -> str:
+    name, script = entry
+    return script[0] if Path(script[0]).stem == name else f"{script[0]} ({name})"
 
 
 def _sections(text: str) -> dict:
@@ -52,7 +69,12 @@ def main(argv=None) -> int:
                                    "other sections of --out are kept as they are")
     ap.add_argument("--device", help="pass --device to the scripts that take it (e.g. cuda)")
     ap.add_argument("--out", default="results/benchmarks.md")
+    ap.add_argument("--list", action="store_true", help="print the names and commands, run nothing")
     args = ap.parse_args(argv)
+    if args.list:
+        for name, script in SCRIPTS:
+            print(f"{name:>22}  python {' '.join(script)}")
+        return 0
 
     import torch
     device = args.device or "cpu"
@@ -68,14 +90,16 @@ def main(argv=None) -> int:
     old = _sections(out.read_text()) if out.exists() and wanted else {}
     sections = {}
     status = 0
-    for script in SCRIPTS:
-        key = script[0]
-        if wanted is not None and _name(script) not in wanted:
+    for entry in SCRIPTS:
+        key, script = _heading(entry), entry[1]
+        if wanted is not None and _name(entry) not in wanted:
             if key in old:
                 sections[key] = old[key]
             continue
-        if args.device and _name(script) in DEVICE_AWARE:
+        if args.device and Path(script[0]).stem in DEVICE_AWARE:
             script = [*script, "--device", args.device]
+        if script[0].endswith("nouns_target.py"):
+            (ROOT / "results" / "nouns_target").mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, *script]
         print("$", " ".join(script), flush=True)
         load0 = _load()
@@ -95,7 +119,7 @@ def main(argv=None) -> int:
             "```", body, "```", ""])
     parts = ["# Benchmarks", "", "Written by `python benchmarks/run_all.py` (`make bench`); "
              "each section by one script (its `--help` says what is measured and how).", ""]
-    parts += [sections[s[0]] for s in SCRIPTS if s[0] in sections]
+    parts += [sections[_heading(e)] for e in SCRIPTS if _heading(e) in sections]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts).rstrip() + "\n")
     return status
