@@ -78,3 +78,44 @@ def test_run_all_sections_roundtrip():
     assert s["benchmarks/b.py"] == "## benchmarks/b.py\n\nB\n"
     assert {run_all._name(x) for x in run_all.SCRIPTS} >= {"gensim_compare", "scaling",
                                                            "inference"}
+
+
+def test_nouns_target_tiny_stops_at_the_target_or_the_limit(tmp_path, capsys):
+    """On mammals: a reachable target stops training early (confirmed exactly
+    after a sampled estimate); an unreachable one runs to --epochs."""
+    mod = _module("nouns_target")
+    out = tmp_path / "curve.json"
+    common = ["--dataset", "mammals", "--threads", "1", "--no-progress", "--burnin", "1",
+              "--negatives", "10", "--batch", "512", "--json", str(out)]
+    assert mod.main([*common, "--epochs", "6", "--eval-every", "2", "--eval-sample", "300",
+                     "--target-map", "0.01", "--target-mr", "1e9"]) == 0
+    res = json.loads(out.read_text())
+    assert res["reached"]["epoch"] == 2 and not res["reached"]["sampled"]
+    assert [r["sampled"] for r in res["curve"]] == [True, False]
+    assert mod.main([*common, "--epochs", "3", "--eval-every", "2", "--target-map", "1.01",
+                     "--plot", str(tmp_path / "c.png")]) == 0
+    res = json.loads(out.read_text())
+    assert res["reached"] is None and [r["epoch"] for r in res["curve"]] == [2, 3]
+    assert all(0 < r["map"] <= 1 and r["train_s"] > 0 for r in res["curve"])
+    assert (tmp_path / "c.png").stat().st_size > 0
+    assert "NOT reached" in capsys.readouterr().out
+
+
+def test_profile_shallow_tiny(capsys):
+    mod = _module("profile_shallow")
+    assert mod.main(["--dataset", "mammals", "--batch-sizes", "64", "--steps", "2",
+                     "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("optimiser step") == 2 and "pairs/s" in out
+
+
+def test_eval_speed_wordnet_nouns_levels():
+    """eval_speed's nouns points follow first hypernyms: every level is its parent's + 1."""
+    import numpy as np
+    mod = _module("eval_speed")
+    sys.path.insert(0, str(ROOT))
+    parent, level, closure = mod.wordnet_nouns()
+    assert (parent < 0).sum() == 1 and level[parent < 0].tolist() == [0]
+    child = np.flatnonzero(parent >= 0)
+    assert np.array_equal(level[child], level[parent[child]] + 1)
+    assert closure.shape == (len(parent), len(parent)) and closure.nnz == 743_241
