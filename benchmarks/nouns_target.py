@@ -58,6 +58,8 @@ def main(argv=None) -> int:
     ap.add_argument("--negatives", type=int, default=50)
     ap.add_argument("--burnin", type=int, default=10, help="epochs at lr / --burnin-factor")
     ap.add_argument("--burnin-factor", type=float, default=10.0)
+    ap.add_argument("--lr-schedule", choices=["constant", "linear"], default="constant",
+                    help="after burn-in: constant lr, or linear decay over --epochs")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--eval-sample", type=int, default=0,
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
     import torch
     from hgraph import manifolds as M
     from hgraph.config import TrainConfig
-    from hgraph.data.graph import NegativeSampler, symmetric
+    from hgraph.data.graph import NegativeSampler
     from hgraph.data.taxonomy import csr_pairs
     from hgraph.data.wordnet import load_wordnet
     from hgraph.eval.ranking import reconstruction
@@ -92,7 +94,10 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     tax = load_wordnet(a.dataset)
     pairs = csr_pairs(tax.closure)
-    sampler = NegativeSampler(symmetric(tax.closure), tax.num_nodes)
+    # negatives for u exclude u's ancestors only (the library default, neg_filter
+    # "ancestors", as poincare-embeddings): u's descendants are non-positives in the
+    # ranking, so training must push them behind u's ancestors
+    sampler = NegativeSampler(tax.closure, tax.num_nodes)
     ball = M.make_manifold("poincare", 1.0)
     model = ShallowEncoder(ball, tax.num_nodes, a.dim).to(dtype)
     direct = DirectEmbedder(None)
@@ -104,11 +109,12 @@ def main(argv=None) -> int:
                      embedder=direct, embed_all=embed_all)
     cfg = TrainConfig(loss="ranking", epochs=a.epochs, lr=a.lr, optimizer=a.optimizer,
                       batch_size=a.batch, negatives=a.negatives, burnin=a.burnin,
-                      burnin_factor=a.burnin_factor, checkpoint_every=0, eval_every=10 ** 9)
+                      burnin_factor=a.burnin_factor, lr_schedule=a.lr_schedule,
+                      checkpoint_every=0, eval_every=10 ** 9)
     setup_s = time.perf_counter() - t0
     header = (f"{a.dataset}: {tax.num_nodes:,} nodes, {len(pairs):,} closure pairs; dim {a.dim}, "
-              f"{a.optimizer} lr {a.lr}, batch {a.batch}, {a.negatives} negatives, burn-in "
-              f"{a.burnin} epochs at lr/{a.burnin_factor:g}, {a.dtype}, "
+              f"{a.optimizer} lr {a.lr} ({a.lr_schedule}), batch {a.batch}, "
+              f"{a.negatives} negatives, burn-in {a.burnin} epochs at lr/{a.burnin_factor:g}, {a.dtype}, "
               f"{torch.get_num_threads()} thread(s), seed {a.seed}")
     print(header, flush=True)
     print(f"{'epoch':>6} {'train min':>9} {'loss':>8} {'MR':>8} {'MAP':>7} {'eval s':>7} ranking",

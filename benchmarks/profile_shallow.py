@@ -95,13 +95,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     sys.path.insert(0, ROOT)
     import torch
-    from hgraph.data.graph import NegativeSampler, symmetric
+    from hgraph.data.graph import NegativeSampler
     from hgraph.data.taxonomy import csr_pairs
     from hgraph.data.wordnet import load_wordnet
     torch.set_num_threads(args.threads)
     tax = load_wordnet(args.dataset)
     pairs = csr_pairs(tax.closure)
-    sampler = NegativeSampler(symmetric(tax.closure), tax.num_nodes)
+    # negatives for u exclude u's ancestors only (the library default, neg_filter
+    # "ancestors", as poincare-embeddings): u's descendants are non-positives in the
+    # ranking, so training must push them behind u's ancestors
+    sampler = NegativeSampler(tax.closure, tax.num_nodes)
     print(f"{args.dataset}: {tax.num_nodes:,} nodes, {len(pairs):,} closure pairs; dim 10, "
           f"{args.negatives} negatives, float64, {torch.get_num_threads()} thread(s); "
           f"ms per step, mean of {args.steps} steps after {args.warmup}")

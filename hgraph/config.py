@@ -100,6 +100,9 @@ class TrainConfig:
     negatives: int = opt(50, "negatives per positive")
     burnin: int = opt(2, "burn-in epochs at lr / burnin_factor")
     burnin_factor: float = opt(10.0, "learning-rate divisor during burn-in")
+    lr_schedule: str = opt("constant", "learning rate after burn-in: constant, or linear decay "
+                           "(epoch e of the n after burn-in runs at lr * (n - e) / n)",
+                           choices=lambda: ["constant", "linear"])
     positives: str = opt("closure", "training positives: closure (ancestor pairs) or edges (parents)",
                          choices=lambda: ["closure", "edges"])
     neg_filter: str = opt("ancestors",

@@ -310,6 +310,18 @@ def load_optimizer_state(opt, state: Dict[str, Any]) -> None:
                 opt.state[p][key] = value
 
 
+def lr_at(cfg, epoch: int) -> float:
+    """The learning rate of 0-based ``epoch``: ``lr / burnin_factor`` during burn-in,
+    then ``lr`` (``lr_schedule`` constant) or ``lr * (n - e) / n`` for the e-th
+    of the n epochs after burn-in (linear: the last epoch runs at lr / n)."""
+    if epoch < cfg.burnin:
+        return cfg.lr / cfg.burnin_factor
+    if getattr(cfg, "lr_schedule", "constant") == "linear":
+        n = max(cfg.epochs - cfg.burnin, 1)
+        return cfg.lr * max(n - (epoch - cfg.burnin), 1) / n
+    return cfg.lr
+
+
 def _set_lr(opt, lr: float) -> None:
     for g in opt.param_groups:
         g["lr"] = lr
@@ -416,8 +428,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
     bar = tqdm(range(start_epoch, cfg.epochs), desc="train", disable=not progress,
                unit="epoch", dynamic_ncols=True)
     for epoch in bar:
-        in_burnin = epoch < cfg.burnin
-        _set_lr(opt, cfg.lr / cfg.burnin_factor if in_burnin else cfg.lr)
+        _set_lr(opt, lr_at(cfg, epoch))
         if position and epoch == start_epoch:
             perm, first = position["perm"], int(position["step"])
             total, reg_total, count = position["partial"]

@@ -124,3 +124,15 @@ def test_cli_divergence_one_line_exit_1_last_good_checkpoint_kept(tmp_path, monk
                "--checkpoint-every", "0", "--max-bad-steps", "3", "--no-progress",
                "--no-plots", "--no-save-embeddings", "--out", str(out), "--name", "run2"])
     assert rc == 1 and "no checkpoint was written" in capsys.readouterr().err
+
+
+def test_lr_schedule_burnin_then_constant_or_linear():
+    from hgraph.config import TrainConfig
+    from hgraph.train import lr_at
+    c = TrainConfig(lr=0.5, epochs=6, burnin=2, burnin_factor=10.0)
+    assert [lr_at(c, e) for e in range(6)] == pytest.approx([0.05, 0.05, 0.5, 0.5, 0.5, 0.5])
+    c = TrainConfig(lr=0.5, epochs=6, burnin=2, burnin_factor=10.0, lr_schedule="linear")
+    assert [lr_at(c, e) for e in range(6)] == pytest.approx(
+        [0.05, 0.05, 0.5, 0.375, 0.25, 0.125])
+    c = TrainConfig(lr=1.0, epochs=3, burnin=0, lr_schedule="linear")
+    assert [lr_at(c, e) for e in range(3)] == pytest.approx([1.0, 2 / 3, 1 / 3])
