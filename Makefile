@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    -> create/reuse .venv, install, run the main job on the default generated tree
 #   make test   -> create/reuse .venv, install, run the test suite
-#   make bench  -> run benchmarks/*.py, tables into results/benchmarks.md (~30 min on 2 cores;
+#   make bench  -> run benchmarks/*.py, tables into results/benchmarks.md (~2 h on 2 cores;
 #                  ARGS="--only scaling,inference" re-runs some, ARGS="--device cuda" on a GPU)
 VENV ?= .venv
 PY := $(VENV)/bin/python

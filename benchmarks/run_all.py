@@ -36,9 +36,9 @@ SCRIPTS = [
     ("scaling", ["benchmarks/scaling.py", "--sizes", "10k,80k,300k,1M"]),
     ("inference", ["benchmarks/inference.py", "--new", "10000", "--repeats", "5"]),
     ("nouns_target", ["benchmarks/nouns_target.py", "--dim", "10", "--optimizer", "rsgd", "--lr",
-                      "4000", "--lr-schedule", "linear", "--epochs", "90", "--batch", "1024",
+                      "1500", "--lr-schedule", "linear", "--epochs", "60", "--batch", "1024",
                       "--negatives", "50", "--burnin", "1", "--threads", "1", "--time-limit",
-                      "3600", "--eval-every", "5", "--eval-sample", "2000", "--no-progress",
+                      "3000", "--eval-every", "5", "--eval-sample", "2000", "--no-progress",
                       "--json", "results/nouns_target/curve.json",
                       "--plot", "results/nouns_target/curve.png"]),
 ]
