@@ -108,3 +108,13 @@ def sync_for(device: str):
         import torch
         return torch.cuda.synchronize
     return None
+
+
+def write_json(path, obj) -> None:
+    """The ``--json`` output of every script: ``obj`` as indented, key-sorted JSON
+    (nothing written when ``path`` is empty)."""
+    if not path:
+        return
+    import json
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from _common import _reset_peak, _rss_kib, parse_size  # noqa: E402
+from _common import _reset_peak, _rss_kib, parse_size, write_json  # noqa: E402
 
 PER_ROOT_CHILD = 837.5    # expected_level_sizes()[1:].sum() / 100
 
@@ -87,9 +87,7 @@ def main(argv=None) -> int:
         if feat:
             line += f" {r['feat_s']:>7.2f} {r['feat_mb']:>7.0f}"
         print(line)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1, sort_keys=True)
+    write_json(args.json, rows)
     return 0
 
 

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 
-from _common import _reset_peak, _rss_kib, parse_size  # noqa: E402
+from _common import _reset_peak, _rss_kib, parse_size, write_json  # noqa: E402
 
 LEVEL_SHARE = (1, 100, 1_091, 11_074, 68_593)       # CurvLearn's tree, root first
 
@@ -211,9 +211,7 @@ def main(argv=None) -> int:
     print(f"threads: {rows[0]['threads']}; 1-min load average at the end of the last run: "
           f"{rows[-1]['load_avg_1min']:.1f} on {os.cpu_count()} CPUs (wall time inflates "
           f"when the machine is shared; CPU s is the process's user+sys time)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1, sort_keys=True)
+    write_json(args.json, rows)
     return 0
 
 

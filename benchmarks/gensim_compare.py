@@ -47,7 +47,8 @@ import statistics
 import sys
 import time
 
-from _common import load_line, parse_size, peak_rss_mib, root_children_for, run_worker  # noqa: E402
+from _common import (load_line, parse_size, peak_rss_mib, root_children_for, run_worker,  # noqa: E402
+                     write_json)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -236,9 +237,7 @@ def main(argv=None) -> int:
           "peak MiB: worker's peak RSS; setup s: model construction (gensim) or "
           "data + splits + evaluation around training (ours)")
     print(load_line() + " at the end")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1, sort_keys=True)
+    write_json(args.json, rows)
     return 0
 
 

@@ -44,7 +44,7 @@ import statistics
 import sys
 
 from _common import (load_line, measure, parse_size, root_children_for, run_worker,  # noqa: E402
-                     sync_for)
+                     sync_for, write_json)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -227,9 +227,7 @@ def main(argv=None) -> int:
           f"(vs re-embed)")
     print(f"hgcn new 2-hop vs re-embed: max |difference| {r['max_abs_diff_2hop_vs_full']:.2e}; "
           f"{load_line()} at the end")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=1, sort_keys=True)
+    write_json(args.json, r)
     return 0
 
 

@@ -24,11 +24,12 @@ figure for the same dimension (``PAPER``) drawn in.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
+
+from _common import write_json  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -184,9 +185,7 @@ def main(argv=None) -> int:
            "verdict": verdict, "setup_s": setup_s, "wall_s": wall,
            "machine": {"cpus": os.cpu_count(), "platform": platform.machine(),
                        "torch": torch.__version__, "threads": torch.get_num_threads()}}
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write_json(a.json, out)
     if a.plot and curve:
         import matplotlib
         matplotlib.use("Agg")

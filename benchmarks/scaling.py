@@ -45,7 +45,7 @@ import sys
 import time
 
 from _common import (_rss_kib, fit_exponent, load_line, measure, parse_size, peak_rss_mib,  # noqa: E402
-                     root_children_for, run_worker, sync_for)
+                     root_children_for, run_worker, sync_for, write_json)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 GiB = 1024.0
@@ -219,9 +219,7 @@ def main(argv=None) -> int:
               f"({'within' if r['peak_gib'] <= 24 else 'over'} 24 GiB)")
     print(f"steps: timed / per epoch ('~' epoch s: extrapolated from the timed steps); "
           f"threads: {rows[0]['threads']}; device {rows[0]['device']}; {load_line()} at the end")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1, sort_keys=True)
+    write_json(args.json, rows)
     return 0
 
 
