@@ -111,7 +111,8 @@ def worker_ours(tax, pairs, a) -> dict:
     import tempfile
     import torch
     from hgraph.config import from_dict
-    from hgraph.pipeline import load_encoder, run
+    from hgraph.pipeline import run
+    from hgraph.results import load_encoder
     with tempfile.TemporaryDirectory() as out:
         cfg = from_dict({
             "data": {**pipeline_dataset(a.dataset), "val_frac": 0.0, "test_frac": 0.0},

@@ -57,7 +57,7 @@ def setup(size, n_new, device_name, seed):
     from hgraph.config import from_dict
     from hgraph.data.generate import generate_tree, hierarchical_features
     from hgraph.data.graph import to_pyg
-    from hgraph.nn.encoders import EncoderSpec, build_encoder
+    from hgraph.nn import EncoderSpec, build_encoder
     from hgraph.pipeline import resolve_device
 
     device = resolve_device(device_name)
@@ -87,8 +87,7 @@ def setup(size, n_new, device_name, seed):
         dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
         m = build_encoder(EncoderSpec(cfg=cfg.model, manifold=man, num_nodes=n,
                                       in_dim=x.shape[1])).to(device=device, dtype=dtype).eval()
-        if hasattr(m, "set_graph"):
-            m.set_graph(ei_old)
+        m.set_graph(ei_old)
         models[enc] = m
     return device, tax, x, models, torch.as_tensor(new, device=device), ei_old, ei_full, new_dir
 
@@ -96,7 +95,6 @@ def setup(size, n_new, device_name, seed):
 def tasks(device, tax, x, models, new, ei_old, ei_full, new_dir):
     """name -> (nodes embedded, zero-argument callable)."""
     import torch
-    from hgraph.pipeline import embed_nodes
     n = tax.num_nodes
     step = 65536
     ids_all = torch.arange(n, device=device)
@@ -112,7 +110,7 @@ def tasks(device, tax, x, models, new, ei_old, ei_full, new_dir):
     def hgcn_new_2hop():
         ei = torch.cat([ei_old, new_dir], dim=1)
         hg.set_graph(ei)                       # the new edges change their parents' degrees
-        return embed_nodes(hg, x, ei, new)     # L-hop subgraph, then the layers on it
+        return hg.embed_new(x, ei, new)        # L-hop subgraph, then the layers on it
 
     def hgcn_new_reembed():
         ei = torch.cat([ei_old, new_dir], dim=1)
@@ -122,7 +120,7 @@ def tasks(device, tax, x, models, new, ei_old, ei_full, new_dir):
         "shallow all": (n, lambda: direct_all(sh, False)),
         "ramen all": (n, lambda: direct_all(ra, True)),
         "hgcn all": (n, lambda: hg.inference(x, ei_full, n, batch_size=4096)),
-        "ramen new": (len(new), lambda: embed_nodes(ra, x, None, new)),
+        "ramen new": (len(new), lambda: ra.embed_new(x, None, new)),
         "hgcn new 2-hop": (len(new), hgcn_new_2hop),
         "hgcn new re-embed": (len(new), hgcn_new_reembed),
     }

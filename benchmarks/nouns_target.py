@@ -81,11 +81,11 @@ def main(argv=None) -> int:
     import torch
     from hgraph import manifolds as M
     from hgraph.config import TrainConfig
-    from hgraph.data.graph import NegativeSampler
+    from hgraph.data.pairs import NegativeSampler
     from hgraph.data.taxonomy import csr_pairs
     from hgraph.data.wordnet import load_wordnet
     from hgraph.eval.ranking import reconstruction
-    from hgraph.nn.encoders import ShallowEncoder
+    from hgraph.nn import ShallowEncoder
     from hgraph.train import DirectEmbedder, TrainData, train
 
     if a.threads:

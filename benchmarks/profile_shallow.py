@@ -31,7 +31,7 @@ def profile(tax, pairs, sampler, batch, negatives, steps, warmup, optimizer, see
     from hgraph import manifolds as M
     from hgraph.config import TrainConfig
     from hgraph.losses import LOSSES
-    from hgraph.nn.encoders import ShallowEncoder
+    from hgraph.nn import ShallowEncoder
     from hgraph.train import _grads_finite, make_optimizer
 
     torch.manual_seed(seed)
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     sys.path.insert(0, ROOT)
     import torch
-    from hgraph.data.graph import NegativeSampler
+    from hgraph.data.pairs import NegativeSampler
     from hgraph.data.taxonomy import csr_pairs
     from hgraph.data.wordnet import load_wordnet
     torch.set_num_threads(args.threads)

@@ -49,14 +49,14 @@ from _common import (_rss_kib, fit_exponent, load_line, measure, parse_size, pea
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 GiB = 1024.0
-#: --encoders names -> (library encoder, training settings over its preset)
+#: --encoders names -> (library encoder, train settings, sampling settings over its preset)
 VARIANTS = {
-    "shallow": ("shallow", {}),
-    "ramen": ("ramen", {}),
+    "shallow": ("shallow", {}, {}),
+    "ramen": ("ramen", {}, {}),
     # mini-batch: NeighborLoader subgraphs around each step's nodes
-    "hgcn": ("hgcn", {"full_batch": False, "batch_size": 512, "fanouts": [10, 10]}),
+    "hgcn": ("hgcn", {"batch_size": 512}, {"full_batch": False, "fanouts": [10, 10]}),
     # the hgcn preset: full-batch message passing, one step over all edges per epoch
-    "hgcn-full": ("hgcn", {}),
+    "hgcn-full": ("hgcn", {}, {}),
 }
 
 
@@ -68,16 +68,16 @@ def build(size: int, encoder: str, device_name: str, seed: int):
     from hgraph import manifolds as M
     from hgraph.config import from_dict
     from hgraph.data.generate import generate_tree, hierarchical_features
-    from hgraph.nn.encoders import EncoderSpec, build_encoder
-    from hgraph.pipeline import make_embedders, prepare, resolve_device
+    from hgraph.nn import EncoderSpec, build_encoder
+    from hgraph.pipeline import make_embedders, make_regularizer, prepare, resolve_device
     from hgraph.train import TrainData
 
     rc = root_children_for(size)
-    name, train_over = VARIANTS[encoder]
+    name, train_over, sampling_over = VARIANTS[encoder]
     cfg = from_dict({"data": {"gen_root_children": rc, "gen_seed": seed},
                      "model": {"encoder": name},
-                     "train": {"epochs": 1, "burnin": 0, "reg_warmup": 0, "checkpoint_every": 0,
-                               **train_over},
+                     "train": {"epochs": 1, "burnin": 0, "checkpoint_every": 0, **train_over},
+                     "sampling": sampling_over, "reg": {"reg_warmup": 0},
                      "device": device_name, "progress": False, "seeds": [seed]})
     device = resolve_device(cfg.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
@@ -91,16 +91,12 @@ def build(size: int, encoder: str, device_name: str, seed: int):
                        in_dim=None if prep.x is None else int(prep.x.shape[1]))
     model = build_encoder(spec).to(device=device, dtype=dtype)
     embedder, embed_all = make_embedders(model, prep, cfg, device)
-    reg = None
-    if name == "ramen" and cfg.train.reg_lambda > 0:
-        from hgraph.regularizers import GraphRegularizer
-        reg = GraphRegularizer(prep.splits.train, tax.num_nodes, kinds=cfg.train.reg_kinds,
-                               margin=cfg.train.reg_margin, hard_negatives=cfg.train.hard_negatives,
-                               level=tax.level, allowed=prep.splits.train_mask, seed=seed)
+    reg = make_regularizer(cfg, prep, seed)      # the ramen preset's lambda; none elsewhere
 
     def data(positives):
         return TrainData(num_nodes=tax.num_nodes, positives=positives, sampler=prep.sampler,
-                         embedder=embedder, embed_all=embed_all, regularizer=reg)
+                         embedder=embedder, embed_all=embed_all, regularizer=reg,
+                         reg_lambda=cfg.reg.reg_lambda, reg_warmup=cfg.reg.reg_warmup)
     order = np.random.default_rng(seed).permutation(len(prep.positives))
     return cfg, device, tax, prep, model, data, order
 
@@ -109,7 +105,7 @@ def worker(size: int, encoder: str, a) -> dict:
     sys.path.insert(0, ROOT)
     import torch
     import hgraph.pipeline  # noqa: F401  (imports first: the baseline RSS holds the libraries)
-    import hgraph.regularizers  # noqa: F401
+    import hgraph.losses  # noqa: F401
     import torch_geometric.loader  # noqa: F401
     from hgraph.train import train
     if a.threads:

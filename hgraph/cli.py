@@ -41,6 +41,8 @@ def _flag(name: str) -> str:
 def _add_field(group, f: dataclasses.Field, dest: str) -> None:
     md = f.metadata or {}
     help_ = md.get("help", "")
+    if callable(help_):          # text built from a registry (e.g. the dataset names)
+        help_ = help_()
     default = f.default
     kw: Dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS}
     choices = md.get("choices")
@@ -55,6 +57,9 @@ def _add_field(group, f: dataclasses.Field, dest: str) -> None:
         kw["nargs"] = "+"
         kw["type"] = type(default[0]) if default else str
         kw["metavar"] = f.name.split("_")[-1].upper()
+        if choices:
+            kw["choices"] = choices
+            kw["metavar"] = None
     else:
         kw["metavar"] = f.name.split("_")[-1].upper() if not choices else None
         if default is not None:
@@ -138,7 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        from hgraph.pipeline import RunInterrupted
+        from hgraph.train import RunInterrupted
         if isinstance(e, RunInterrupted):       # checkpoint written: say how to resume
             print(e, file=sys.stderr)
             return e.exit_status

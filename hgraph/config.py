@@ -29,7 +29,7 @@ def opt(default, help: str, choices=None, repeat: bool = False, **kw):
 
 
 def _encoder_choices():
-    from hgraph.nn.encoders import ENCODERS
+    from hgraph.nn import ENCODERS
     return sorted(ENCODERS)
 
 
@@ -43,13 +43,30 @@ def _loss_choices():
     return sorted(LOSSES)
 
 
+def _reg_kind_choices():
+    from hgraph.data.triplets import KINDS
+    return list(KINDS)
+
+
+def _act_choices():
+    from hgraph.nn.base import ACTIVATIONS
+    return list(ACTIVATIONS)
+
+
+def _format_choices():
+    from hgraph.data.io import FORMATS
+    return list(FORMATS)
+
+
+def _dataset_help() -> str:
+    from hgraph.data.datasets import DATASETS
+    return "dataset: " + " | ".join(d.usage for d in DATASETS.values())
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = opt("curvlearn-synthetic",
-                       "curvlearn-synthetic | curvlearn-csv:PATH | csv:PATH | closure:PATH | "
-                       "wordnet-mammals | wordnet-nouns")
-    format: str = opt("auto", "file format override for PATH datasets",
-                      choices=lambda: ["auto", "curvlearn", "curvlearn-shipped", "edges", "closure"])
+    dataset: str = opt("curvlearn-synthetic", _dataset_help)
+    format: str = opt("auto", "file format override for PATH datasets", choices=_format_choices)
     features: Optional[str] = opt(None, "node features file (CSV 'id,f1,..' or .npy/.npz); "
                                   "generated trees get synthetic hierarchical features")
     # generator (curvlearn-synthetic)
@@ -79,7 +96,8 @@ class ModelConfig:
     # hgcn / ramen
     hidden: int = opt(64, "hidden width of hgcn / ramen layers")
     layers: int = opt(2, "number of hgcn layers / ramen MLP layers")
-    act: str = opt("relu", "activation", choices=lambda: ["relu", "leaky_relu", "elu", "tanh", "none"])
+    act: str = opt("relu", "activation of hgcn / ramen (leaky_relu: slope 0.01)",
+                   choices=_act_choices)
     dropout: float = opt(0.0, "dropout")
     bias: bool = opt(True, "use (hyperbolic) biases")
     attention: bool = opt(False, "hgcn: attention over neighbours")
@@ -109,21 +127,35 @@ class TrainConfig:
                           "negatives for anchor u exclude u's true ancestors (as poincare-embeddings, "
                           "matching the reconstruction metric) or every related node (ancestors "
                           "and descendants)", choices=lambda: ["ancestors", "related"])
-    fanouts: Tuple[int, ...] = opt((10, 10), "hgcn: neighbours sampled per layer (-1 = all)")
-    full_batch: bool = opt(False, "hgcn: full-batch message passing instead of neighbour sampling")
-    hide_supervision: bool = opt(False, "hgcn: drop each step's positive edges from its message "
-                                 "passing, as held-out edges are absent at test time")
-    # ramen regularisers
-    reg_lambda: float = opt(1.0, "ramen: weight of the graph regulariser")
-    reg_kinds: Tuple[str, ...] = opt(("ancestor", "sibling"), "ramen: regularisers (ancestor, sibling, huse)")
-    reg_warmup: int = opt(5, "ramen: epochs of linear warm-up of lambda")
-    reg_margin: float = opt(0.1, "ramen: triplet margin")
-    hard_negatives: bool = opt(False, "ramen: hard negatives (same level, different parent)")
     # loop
     patience: int = opt(0, "early stopping on validation metric (0 = off)")
     eval_every: int = opt(5, "validation every N epochs")
     checkpoint_every: int = opt(10, "checkpoint every N epochs (0 = only at the end)")
     max_bad_steps: int = opt(20, "stop after this many non-finite steps in a row")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How a graph encoder (``uses_graph``) embeds the nodes of a training step."""
+    fanouts: Tuple[int, ...] = opt((10, 10), "graph encoders: neighbours sampled per layer "
+                                   "(-1 = all)")
+    full_batch: bool = opt(False, "graph encoders: full-batch message passing instead of "
+                           "neighbour sampling")
+    hide_supervision: bool = opt(False, "graph encoders: drop each step's positive edges from its "
+                                 "message passing, as held-out edges are absent at test time")
+
+
+@dataclass(frozen=True)
+class RegConfig:
+    """The graph regulariser (RAMEN / HUSE style), for any encoder: on when
+    ``reg_lambda > 0`` (the ramen preset sets 1.0; 0 elsewhere)."""
+    reg_lambda: float = opt(0.0, "weight of the graph regulariser (0 = off; any encoder; "
+                            "the ramen preset sets 1.0)")
+    reg_kinds: Tuple[str, ...] = opt(("ancestor", "sibling"), "regularisers",
+                                     choices=_reg_kind_choices)
+    reg_warmup: int = opt(5, "epochs of linear warm-up of the regulariser weight")
+    reg_margin: float = opt(0.1, "triplet margin of the regulariser")
+    hard_negatives: bool = opt(False, "regulariser: hard negatives (same level, different parent)")
 
 
 @dataclass(frozen=True)
@@ -139,6 +171,8 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seeds: Tuple[int, ...] = opt((0,), "training seeds; several give mean +- std")
     device: str = opt("auto", "auto | cpu | cuda", choices=lambda: ["auto", "cpu", "cuda"])
@@ -153,13 +187,60 @@ class RunConfig:
                                         repeat=True)
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, sections as nested dicts, plus ``version`` (:data:`CONFIG_VERSION`)."""
+        return {**dataclasses.asdict(self), "version": CONFIG_VERSION}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2)
 
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
+            "sampling": SamplingConfig, "reg": RegConfig, "eval": EvalConfig}
+
+#: version of the config layout written into every ``config.json``.
+#: 1 (no ``version`` key): sampling and regulariser keys in ``train``; the
+#: regulariser applied to the ramen encoder only (its λ default 1.0 was
+#: ignored by every other encoder).  2: sections ``sampling`` and ``reg``;
+#: the regulariser applies to any encoder with ``reg_lambda > 0``.
+CONFIG_VERSION = 2
+_MOVED_V1 = {"sampling": ("fanouts", "full_batch", "hide_supervision"),
+             "reg": ("reg_lambda", "reg_kinds", "reg_warmup", "reg_margin", "hard_negatives")}
+
+
+def upgrade(d: Dict[str, Any], source: str = "<config>") -> Dict[str, Any]:
+    """A config dict of any earlier version in the current layout (a copy).
+
+    A dict without ``version`` is version 1 when its ``train`` section holds a
+    key that version 2 moved (every version-1 ``config.json`` does), else the
+    current version (a YAML file or flags typed by a user).
+
+    Version 1 -> 2: ``train.{fanouts, full_batch, hide_supervision}`` move to
+    ``sampling``, ``train.{reg_*, hard_negatives}`` to ``reg``; a version-1
+    run of an encoder other than ramen never used its regulariser, so its
+    ``reg_lambda`` becomes 0 (the run it describes is the run it was).
+    """
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
+    version = d.pop("version", None)
+    if version is None:      # a run folder of version 1, or a dict typed by a user (current)
+        train = d.get("train") if isinstance(d.get("train"), dict) else {}
+        moved = {k for keys in _MOVED_V1.values() for k in keys}
+        version = 1 if moved & set(train) else CONFIG_VERSION
+    if not isinstance(version, int) or isinstance(version, bool) or \
+            not 1 <= version <= CONFIG_VERSION:
+        raise HGraphInputError(f"unknown config version {version!r}", file=source,
+                               fix=f"this hgraph reads versions 1..{CONFIG_VERSION}")
+    if version == 1:
+        train = d.get("train")
+        if isinstance(train, dict):
+            for sec, keys in _MOVED_V1.items():
+                moved = {k: train.pop(k) for k in keys if k in train}
+                if moved:
+                    d.setdefault(sec, {}).update(moved)
+        model = d.get("model") if isinstance(d.get("model"), dict) else {}
+        if model.get("encoder", ModelConfig.encoder) != "ramen" and isinstance(d.get("reg"), dict) \
+                and "reg_lambda" in d["reg"]:
+            d["reg"]["reg_lambda"] = 0.0
+    return d
 
 
 def _coerce(cls, name: str, value: Any, source: str):
@@ -211,10 +292,13 @@ ENCODER_PRESETS: Dict[str, Dict[str, Any]] = {
     # 0.9643 after 10 / 20 / 30 / 40 / 50 epochs.
     "hgcn": {"train": {"positives": "edges", "loss": "ranking", "lr": 0.05, "burnin": 0,
                        "epochs": 40, "batch_size": 1 << 30, "negatives": 10,
-                       "full_batch": True, "eval_every": 10}},
+                       "eval_every": 10},
+             "sampling": {"full_batch": True}},
+    # the graph regulariser is what makes this encoder RAMEN; lambda = 0 is the plain MLP
     "ramen": {"train": {"positives": "edges", "loss": "ranking", "lr": 0.01, "burnin": 0,
-                        "epochs": 30, "batch_size": 512}},
-    # nothing is trained: cosine of the raw features (see hgraph.nn.encoders.FeatureBaseline)
+                        "epochs": 30, "batch_size": 512},
+              "reg": {"reg_lambda": 1.0}},
+    # nothing is trained: cosine of the raw features (see hgraph.nn.features.FeatureBaseline)
     "features": {"model": {"manifold": "euclidean"}, "train": {"epochs": 1, "positives": "edges"}},
 }
 
@@ -244,6 +328,7 @@ def from_dict(d: Dict[str, Any], source: str = "<config>", presets: bool = True)
     """
     if not isinstance(d, dict):
         raise HGraphInputError("config must be a mapping", file=source)
+    d = upgrade(d, source)
     if presets:
         d = apply_presets(d)
     top = {}

@@ -36,7 +36,6 @@ embeddings in the projector as a disk, convert them first with
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ import torch
 
 from hgraph import manifolds as M
 from hgraph.errors import HGraphInputError
+from hgraph.files import atomic_open
 
 FILES = {
     "npy": "embeddings.npy",
@@ -84,6 +84,7 @@ class Embeddings:
     curvature: float
     path: Optional[Path] = None
     _name_index: Optional[Dict[str, int]] = field(default=None, repr=False)
+    #: search indexes built over the points, by faiss choice (see hgraph.retrieval.search_index)
     _search: Dict[object, object] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -121,14 +122,6 @@ class Embeddings:
                                    file=None if self.path is None else str(self.path))
         return i
 
-    def search_index(self, use_faiss: Optional[bool] = None):
-        """A cached :class:`hgraph.retrieval.HyperbolicIndex` over the points."""
-        from hgraph.retrieval import HyperbolicIndex
-        key = use_faiss
-        if key not in self._search:
-            self._search[key] = HyperbolicIndex(self.points, self.manifold, use_faiss=use_faiss)
-        return self._search[key]
-
 
 # ------------------------------------------------------------------ writing
 def _as_numpy(points) -> np.ndarray:
@@ -147,21 +140,9 @@ def _fmt(dtype) -> str:
     return "%.9g" if dtype == np.float32 else "%.17g"
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_text(path: Path, text_fn) -> None:
-    def write(tmp: Path):
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            text_fn(f)
-    _atomic_write(path, write)
+    with atomic_open(path, "w", newline="\n") as f:
+        text_fn(f)
 
 
 def _csv_field(name: str) -> str:
@@ -217,10 +198,8 @@ def save_embeddings(run_dir: Union[str, Path], points, tax, manifold) -> Dict[st
     kind = M.kind(manifold)
     paths = {k: run_dir / v for k, v in FILES.items()}
 
-    def npy(tmp: Path):
-        with open(tmp, "wb") as f:
-            np.save(f, x, allow_pickle=False)
-    _atomic_write(paths["npy"], npy)
+    with atomic_open(paths["npy"], "wb") as f:
+        np.save(f, x, allow_pickle=False)
     # format every number once (one % per row): rows joined by tabs, reused below
     row_fmt = "\t".join([fmt] * d)
     rows = [row_fmt % tuple(r) for r in x.tolist()]

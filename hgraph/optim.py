@@ -34,10 +34,10 @@ from typing import Iterable, Tuple
 import geoopt
 import torch
 
+from hgraph.manifolds.guards import BOUNDARY_EPS
+
 Tensor = torch.Tensor
 
-#: geoopt's projection margin: points stay within (1 - eps) / sqrt(c) of the centre
-_PROJ_EPS = {torch.float32: 4e-3, torch.float64: 1e-5}
 
 
 def is_ball(manifold) -> bool:
@@ -52,7 +52,8 @@ def _sum(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _project(y: Tensor, c: Tensor) -> Tensor:
-    max_norm = (1.0 - _PROJ_EPS.get(y.dtype, 1e-5)) / c.sqrt()
+    # geoopt's projection margin: points stay within (1 - eps) / sqrt(c) of the centre
+    max_norm = (1.0 - BOUNDARY_EPS.get(y.dtype, 1e-5)) / c.sqrt()
     norm = y.norm(dim=-1, keepdim=True).clamp_min(1e-15)
     return torch.where(norm > max_norm, y * (max_norm / norm), y)
 

@@ -17,38 +17,23 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
+import torch
+
+from hgraph import manifolds as M
+from hgraph.config import RunConfig, from_dict
+from hgraph.errors import HGraphInputError
+from hgraph.files import atomic_open, atomic_write_text  # noqa: F401  (re-exported)
+from hgraph.eval.suite import SUMMARY_METRICS
+from hgraph.nn import EncoderSpec, build_encoder
 
 INCOMPLETE = "INCOMPLETE"
 
-#: columns of summary.csv, in order (metrics are "mean" and "mean_std" pairs)
-SUMMARY_METRICS = ("lp_roc_auc", "lp_ap", "parent_mrr", "parent_hits@10", "recon_mean_rank",
-                   "recon_map", "spearman_norm_level", "inductive_mrr", "inductive_hits@10",
-                   "train_time_s", "embed_time_s", "infer_10k_s")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp creates 0600; results are for reading
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -205,3 +190,117 @@ def summary_markdown(df) -> str:
                              else float(std), digits))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ run folders
+@dataclass
+class RunResult:
+    """What :func:`run` returns: where it wrote, and the numbers."""
+    run_dir: Path
+    config: RunConfig
+    metrics: Dict[str, Dict[str, float]]          # name -> {mean, std, n}
+    per_seed: List[Dict[str, float]]
+    dataset: Dict[str, Any]
+    histories: List[List[Dict[str, float]]] = field(default_factory=list)
+
+    def mean(self, key: str) -> float:
+        return self.metrics[key]["mean"]
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    """``<time>_<dataset>_<encoder>_<manifold>_d<dim>`` (a PATH dataset adds its file stem)."""
+    name, _, arg = cfg.data.dataset.partition(":")
+    ds = f"{name}-{Path(arg).stem}" if arg else name
+    return (f"{time.strftime('%Y%m%d-%H%M%S')}_{ds}_{cfg.model.encoder}_"
+            f"{cfg.model.manifold}_d{cfg.model.dim}")
+
+
+def open_run_dir(cfg: RunConfig, command: str, resume_dir: Optional[Path] = None) -> Path:
+    """A new run folder (INCOMPLETE, with ``config.json`` and ``command.txt``),
+    or ``resume_dir`` with the resuming command appended to ``command.txt``."""
+    if resume_dir is None:
+        run_dir = new_run_dir(cfg.out, cfg.name or default_run_name(cfg))
+        atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
+        atomic_write_text(run_dir / "command.txt", command + "\n")
+        return run_dir
+    run_dir = Path(resume_dir)
+    first = (run_dir / "command.txt").read_text().splitlines()[0]
+    atomic_write_text(run_dir / "command.txt", f"{first}\n# resumed: {command}\n")
+    return run_dir
+
+
+def checkpoint_path(run_dir: Path, seed: int) -> Path:
+    return Path(run_dir) / f"checkpoint_seed{seed}.pt"
+
+
+def write_checkpoint(path: Path, epoch: int, state: Dict[str, Any]) -> None:
+    """``torch.save({"epoch": epoch, **state})`` to ``path`` atomically."""
+    with atomic_open(path, "wb") as fh:
+        torch.save({"epoch": epoch, **state}, fh)
+
+
+def read_checkpoint(path: Path, device=None) -> Optional[Dict[str, Any]]:
+    """The checkpoint at ``path``, or None when there is none."""
+    if not Path(path).exists():
+        return None
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def last_checkpoint_note(path: Path) -> str:
+    """'last good checkpoint PATH (after epoch E)', or why there is none."""
+    state = read_checkpoint(path, "cpu")
+    if state is None:
+        return "no checkpoint was written (see --checkpoint-every)"
+    return f"last good checkpoint {path} (after epoch {state['epoch']})"
+
+
+def read_run_config(run_dir) -> RunConfig:
+    """The configuration of a run folder, from its ``config.json`` of any config
+    version (:func:`hgraph.config.upgrade`), presets not applied again."""
+    path = Path(run_dir) / "config.json"
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HGraphInputError("not a run folder (no config.json)", file=str(run_dir)) from None
+    except json.JSONDecodeError as e:
+        raise HGraphInputError(f"config.json is not valid JSON: {e.msg}", file=str(path),
+                               line=e.lineno) from None
+    return from_dict(d, source=str(path), presets=False)
+
+
+def resumable_config(run_dir) -> RunConfig:
+    """The configuration of an interrupted run folder; an error for a finished one."""
+    cfg = read_run_config(run_dir)
+    if not (Path(run_dir) / INCOMPLETE).exists():
+        raise HGraphInputError("this run finished; nothing to resume", file=str(run_dir))
+    return cfg
+
+
+def load_encoder(run_dir, seed: Optional[int] = None, device: str = "cpu"):
+    """Rebuild the trained encoder of a finished run: ``(encoder, cfg)``.
+
+    Reads ``config.json``, the dataset sizes from ``metrics.json`` and the
+    evaluated weights ``model_seed<S>.pt`` (first seed by default).  An
+    ``inductive`` encoder (ramen; hgcn with features) then places new nodes
+    with :meth:`~hgraph.nn.base.Encoder.embed_new`.
+    """
+    run_dir = Path(run_dir)
+    try:
+        cfg = read_run_config(run_dir)
+        info = json.loads((run_dir / "metrics.json").read_text())["run"]["dataset"]
+    except FileNotFoundError as e:
+        raise HGraphInputError("not a finished run folder", file=e.filename) from None
+    seed = cfg.seeds[0] if seed is None else seed
+    weights = run_dir / f"model_seed{seed}.pt"
+    if not weights.exists():
+        raise HGraphInputError("no trained weights for this seed", file=str(weights))
+    manifold = M.make_manifold(cfg.model.manifold, cfg.model.curvature, cfg.model.learn_curvature)
+    spec = EncoderSpec(cfg=cfg.model, manifold=manifold, num_nodes=int(info["num_nodes"]),
+                       in_dim=info.get("features"))
+    enc = build_encoder(spec).to(dtype=DTYPES[cfg.dtype])
+    enc.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return enc.to(device).eval(), cfg
+
+
+#: RunConfig.dtype -> torch dtype
+DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -64,15 +64,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from hgraph import manifolds as M
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hgraph.export import Embeddings
+from hgraph.export import Embeddings, load_embeddings
 
 Tensor = torch.Tensor
 ArrayLike = Union[Tensor, np.ndarray, Sequence]
@@ -366,8 +364,15 @@ class HyperbolicIndex:
 
 
 # ------------------------------------------------------------------ helpers
-def _embeddings(run_or_embeddings) -> "Embeddings":
-    from hgraph.export import Embeddings, load_embeddings
+def search_index(emb: Embeddings, use_faiss: Optional[bool] = None) -> "HyperbolicIndex":
+    """A :class:`HyperbolicIndex` over ``emb.points``, built once per faiss choice
+    and cached on ``emb``."""
+    if use_faiss not in emb._search:
+        emb._search[use_faiss] = HyperbolicIndex(emb.points, emb.manifold, use_faiss=use_faiss)
+    return emb._search[use_faiss]
+
+
+def _embeddings(run_or_embeddings) -> Embeddings:
     if isinstance(run_or_embeddings, Embeddings):
         return run_or_embeddings
     if isinstance(run_or_embeddings, (str, Path)):
@@ -395,7 +400,7 @@ def nearest(run_or_embeddings, node: Union[int, str], k: int = 10,
     k = min(int(k), len(emb) - 1)
     if k < 1:
         return []
-    index = emb.search_index(use_faiss)
+    index = search_index(emb, use_faiss)
     d, ids = index.search(emb.points[i:i + 1], k, exclude_self_ids=[i])
     return [(emb.names[j], float(dd), int(emb.levels[j])) for dd, j in zip(d[0].tolist(), ids[0].tolist())]
 
@@ -428,7 +433,7 @@ def nearest_to_vector(points: ArrayLike, run_or_embeddings, k: int = 10,
         else:
             raise ValueError(f"cannot convert {query_kind} points to {emb.kind} embeddings")
     k = min(int(k), len(emb))
-    index = emb.search_index(use_faiss)
+    index = search_index(emb, use_faiss)
     d, ids = index.search(q, k)
     return [[(emb.names[j], float(dd), int(emb.levels[j])) for dd, j in zip(dr, ir)]
             for dr, ir in zip(d.tolist(), ids.tolist())]

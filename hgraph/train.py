@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,8 +42,10 @@ import numpy as np
 import torch
 
 from hgraph import manifolds as M
-from hgraph.data.graph import NegativeSampler
-from hgraph.losses import LOSSES
+from hgraph.data.graph import has_neighbor_sampler
+from hgraph.data.pairs import NegativeSampler
+from hgraph.errors import HGraphInputError
+from hgraph.losses import LOSSES, GraphRegularizer, lambda_at
 from hgraph.optim import (SparseBallRiemannianAdam, SparseBallRiemannianSGD, is_ball,
                           row_grad)
 
@@ -99,14 +103,57 @@ class _StopOnSignal:
         self._old.clear()
 
 
+# ------------------------------------------------------------------ set-up
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise HGraphInputError("--device cuda was asked for but no CUDA device is available",
+                               fix="use --device auto or cpu")
+    return torch.device(name)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM stopped a run; ``str()`` is one line naming the checkpoint
+    and the resume command.  The folder stays INCOMPLETE with no summary row;
+    ``exit_status`` is 128 + the signal number (130 SIGINT, 143 SIGTERM)."""
+
+    def __init__(self, message: str, signum: int):
+        self.signum = signum
+        self.exit_status = 128 + int(signum)
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 # ------------------------------------------------------------------ embedders
-class DirectEmbedder:
+class Embedder:
+    """Node ids of a training step -> their points: ``embedder(model, ids)``.
+
+    ``hides_pairs``: the embedder also takes the step's positive pairs
+    (``pairs=(u, v)``) and hides them from message passing.
+    """
+
+    hides_pairs: bool = False
+
+    def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class DirectEmbedder(Embedder):
     """Points for ids without message passing: ``encoder(x[ids], None, ids)``."""
 
     def __init__(self, x: Optional[Tensor]):
         self.x = x
 
-    def __call__(self, model, ids: Tensor) -> Tensor:
+    def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:
         return model(None if self.x is None else self.x[ids], None, ids)
 
 
@@ -130,7 +177,7 @@ def hide_pairs(edge_index: Tensor, node_ids: Optional[Tensor], u: Tensor, v: Ten
     return edge_index[:, ~torch.isin(keys, hide)]
 
 
-class FullGraphEmbedder:
+class FullGraphEmbedder(Embedder):
     """Full-batch message passing over the training graph, then index.
 
     With ``hide_supervision`` the step's positive pairs are removed from the
@@ -151,7 +198,7 @@ class FullGraphEmbedder:
         return model(self.x, ei, self.all_ids)[ids]
 
 
-class SampledEmbedder:
+class SampledEmbedder(Embedder):
     """Neighbour-sampled subgraphs (torch-geometric ``NeighborLoader``).
 
     The step's unique nodes are the seed nodes; ``fanouts[i]`` neighbours are
@@ -174,13 +221,29 @@ class SampledEmbedder:
 
     def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:
         batch = self.loader(ids.cpu()).to(self.device)
-        x = getattr(batch, "x", None)
+        x = batch.x if "x" in batch else None
         ei = batch.edge_index
         if pairs is not None and self.hides_pairs:
             ei = hide_pairs(ei, batch.n_id, pairs[0].to(self.device), pairs[1].to(self.device),
                             self.num_nodes)
         z = model(x, ei, batch.n_id)
         return z[:batch.batch_size]
+
+
+def make_embedder(model, x: Optional[Tensor], pyg, cfg, device: torch.device) -> Embedder:
+    """The training embedder for ``model``: message passing for a graph encoder
+    (``uses_graph``) — full batch, or neighbour-sampled subgraphs of ``pyg``
+    (the training graph) — else direct.  ``cfg``: a
+    :class:`hgraph.config.SamplingConfig`."""
+    if not model.uses_graph:
+        return DirectEmbedder(x)
+    if cfg.full_batch or not has_neighbor_sampler():
+        if not cfg.full_batch:
+            print("[hgraph] no pyg-lib/torch-sparse: graph encoders train full-batch",
+                  file=sys.stderr)
+        return FullGraphEmbedder(x, pyg.edge_index.to(device), int(pyg.num_nodes),
+                                 hide_supervision=cfg.hide_supervision)
+    return SampledEmbedder(pyg, cfg.fanouts, device, hide_supervision=cfg.hide_supervision)
 
 
 # ------------------------------------------------------------------ data
@@ -190,9 +253,9 @@ class TrainData:
 
     ``positives``: (P, 2) int64 rows (anchor, positive); ``sampler`` draws
     negatives for anchors; ``val_pos``/``val_neg``: (V, 2) pairs scored for
-    model selection (may be None); ``regularizer``: optional object with
-    ``sample(anchors, rng)``, ``nodes(samples)``, ``loss(manifold, z, index, samples)``
-    (see :mod:`hgraph.regularizers`).
+    model selection (may be None); ``regularizer``: an optional
+    :class:`hgraph.losses.GraphRegularizer`, weighted by ``reg_lambda``
+    after a linear warm-up of ``reg_warmup`` epochs (:func:`hgraph.losses.lambda_at`).
     """
     num_nodes: int
     positives: np.ndarray
@@ -201,7 +264,9 @@ class TrainData:
     embed_all: Callable[[Any], Tensor]
     val_pos: Optional[np.ndarray] = None
     val_neg: Optional[np.ndarray] = None
-    regularizer: Any = None
+    regularizer: Optional[GraphRegularizer] = None
+    reg_lambda: float = 0.0
+    reg_warmup: int = 0
 
 
 @dataclass
@@ -252,10 +317,7 @@ def make_optimizer(model: torch.nn.Module, cfg, lr: float):
     :mod:`hgraph.optim`'s closed form of geoopt's sparse update; elsewhere
     geoopt's own.
     """
-    sparse_ids = set()
-    for m in model.modules():
-        if getattr(m, "sparse_grad", False) and hasattr(m, "weight"):
-            sparse_ids.add(id(m.weight))
+    sparse_ids = {id(p) for p in model.sparse_parameters()}
     sparse = [p for p in model.parameters() if id(p) in sparse_ids]
     manifold_params = [p for p in model.parameters()
                        if isinstance(p, geoopt.ManifoldParameter) and id(p) not in sparse_ids]
@@ -447,8 +509,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
             reg_samples = None
             lam = 0.0
             if data.regularizer is not None:
-                from hgraph.regularizers import lambda_at
-                lam = lambda_at(epoch, cfg.reg_lambda, cfg.reg_warmup)
+                lam = lambda_at(epoch, data.reg_lambda, data.reg_warmup)
                 if lam > 0:
                     reg_samples = data.regularizer.sample(u, rng)
             parts = [u, v, neg.ravel()]
@@ -456,7 +517,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 parts.append(data.regularizer.nodes(reg_samples))
             ids_np, inv = np.unique(np.concatenate(parts), return_inverse=True)
             ids = torch.from_numpy(ids_np).to(device)
-            if getattr(data.embedder, "hides_pairs", False):
+            if data.embedder.hides_pairs:
                 z = data.embedder(model, ids, pairs=(torch.from_numpy(u).to(device),
                                                       torch.from_numpy(v).to(device)))
             else:
@@ -508,11 +569,8 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                                  "time_s": time.perf_counter() - t_start}
         if data.regularizer is not None:
             rec["reg"] = reg_total / max(count, 1)
-        for m in model.modules():
-            man = getattr(m, "manifold", None)
-            if man is not None and M.kind(man) != "euclidean":
-                rec["curvature"] = M.curvature_of(man)
-                break
+        if M.kind(model.manifold) != "euclidean":
+            rec["curvature"] = M.curvature_of(model.manifold)
         last = epoch + 1 == cfg.epochs
         if data.val_pos is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
             score = validation_score(model, data)

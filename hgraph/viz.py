@@ -311,19 +311,6 @@ def _save(fig, path: PathLike, tight: bool = False) -> Path:
     return path
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation with average ranks for ties (numpy only;
-    importing scipy.stats costs seconds)."""
-    def ranks(x):
-        _, inv, cnt = np.unique(x, return_inverse=True, return_counts=True)
-        start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-        return (start + (cnt - 1) / 2.0)[inv.reshape(-1)]
-    ra, rb = ranks(np.asarray(a)), ranks(np.asarray(b))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
-    return float((ra * rb).sum() / den) if den > 0 else float("nan")
-
-
 def _names_of(names, ids):
     return [str(names[i]) for i in ids]
 
@@ -499,7 +486,8 @@ def plot_norm_by_level(points_or_norms, level, path: PathLike, manifold_kind="po
     ax.set_xlabel("level")
     ax.set_ylabel("hyperbolic distance to origin" if kind != "euclidean" else "norm")
     if len(set(lv.tolist())) > 1 and np.std(r) > 0:
-        rho = _spearman(lv, r)
+        from hgraph.eval.hierarchy import spearman   # scipy.stats: slow import, so here
+        rho = spearman(lv, r)
         ax.text(0.02, 0.97, f"Spearman(level, distance) = {rho:.3f}", transform=ax.transAxes,
                 va="top", fontsize=9)
     ax.legend(loc="lower right", fontsize=9, frameon=False)
@@ -639,3 +627,29 @@ def _fmt_val(v: float) -> str:
 
 __all__ = ["plot_disk", "plot_subtree", "plot_norm_by_level", "plot_curves", "plot_bars",
            "project_to_disk", "radius_and_tangent", "subsample", "PROJECTIONS", "RADIAL"]
+
+
+def plot_run(run_dir: Path, points, tax, manifold, history, subtrees: Sequence[int] = ()) -> None:
+    """A run folder's pictures: training curves; on a hyperbolic manifold the
+    disk by level (Lorentz mapped to the ball; also with radius = distance to
+    the origin), norm by level, and the subtree under each node of ``subtrees``."""
+    from hgraph import manifolds as M
+    from hgraph.results import slug
+    run_dir = Path(run_dir)
+    if history:      # a fixed baseline (features) has no training curve
+        plot_curves(history, run_dir / "curves.png", title=f"{run_dir.name}: training")
+    if M.kind(manifold) == "euclidean":
+        return
+    pts = M.to_poincare(manifold, points).numpy()
+    c = M.curvature_of(manifold)
+    plot_disk(pts, tax.level, run_dir / "disk.png", curvature=c,
+              title=f"{run_dir.name}: embeddings by level")
+    # radius proportional to hyperbolic distance from the origin: deep levels no
+    # longer merge into the boundary
+    plot_disk(pts, tax.level, run_dir / "disk_equidistant.png", curvature=c,
+              title=f"{run_dir.name}: by level (radius = distance to origin)",
+              radial="equidistant")
+    plot_norm_by_level(pts, tax.level, run_dir / "norm_by_level.png", curvature=c)
+    for node in subtrees:
+        plot_subtree(pts, tax, node, run_dir / f"subtree_{slug(tax.names[node])}.png",
+                     curvature=c)

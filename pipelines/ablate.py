@@ -161,6 +161,14 @@ GRIDS: Dict[str, Dict] = {
         "note": "Mini-batches: 1,024 positive edges per step (7 steps per epoch), 20 epochs; "
                 "full batch: one step per epoch, 60 epochs.",
     },
+    "hgcn-reg": {
+        "title": "HGCN (Poincaré) with the graph regulariser",
+        "base": ABLATION_DATA + HGCN_SMALL,
+        "variants": [(f"lambda={v}", ["--reg-lambda", v]) for v in ("0", "0.1", "1")],
+        "note": "The RAMEN regulariser (ancestor + sibling triplets, warm-up 5 epochs) added to "
+                "HGCN's training: does the graph as a training signal help an encoder that "
+                "already reads it?",
+    },
 }
 
 METRICS = ["lp_roc_auc", "lp_ap", "parent_mrr", "parent_hits@10", "inductive_mrr",

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hgraph.errors import HGraphInputError  # noqa: E402
-from hgraph.results import INCOMPLETE, atomic_write_text, fmt  # noqa: E402
+from hgraph.results import INCOMPLETE, atomic_write_text, fmt, read_run_config  # noqa: E402
 
 DEFAULT_METRICS = ["lp_roc_auc", "lp_ap", "parent_mrr", "parent_hits@10", "recon_mean_rank",
                    "recon_map", "spearman_norm_level", "inductive_mrr", "inductive_hits@10",
@@ -30,17 +30,19 @@ def load_run(path: Path) -> dict:
     if (path / INCOMPLETE).exists():
         raise HGraphInputError("run is marked INCOMPLETE", file=str(path))
     m = json.loads((path / "metrics.json").read_text())
-    cfg = json.loads((path / "config.json").read_text())
+    cfg = read_run_config(path)            # any config version
     cmd = (path / "command.txt").read_text().strip() if (path / "command.txt").exists() else ""
     return {"path": path, "metrics": m["mean_std"], "config": cfg, "command": cmd,
             "seeds": m["run"].get("seeds", [])}
 
 
 def label_of(run: dict) -> str:
-    c = run["config"]
-    lab = f"{c['model']['encoder']}/{c['model']['manifold']}/d{c['model']['dim']}"
-    if c["model"]["encoder"] == "ramen":
-        lab += f"/λ={c['train']['reg_lambda']:g}"
+    """``encoder/manifold/d<dim>``, plus ``/λ=<weight>`` for a run trained with
+    the graph regulariser (any encoder)."""
+    m, reg = run["config"].model, run["config"].reg
+    lab = f"{m.encoder}/{m.manifold}/d{m.dim}"
+    if reg.reg_lambda > 0:
+        lab += f"/λ={reg.reg_lambda:g}"
     return lab
 
 

@@ -81,21 +81,20 @@ def read_query_features(path: Path):
 def _query_features(args, emb) -> int:
     import torch
     from hgraph.errors import HGraphInputError
-    from hgraph.pipeline import load_encoder
+    from hgraph.results import load_encoder
     from hgraph.retrieval import nearest_to_vector
     enc, cfg = load_encoder(args.run)
-    if not getattr(enc, "uses_features", False):
+    if not enc.inductive:
         raise HGraphInputError(f"encoder {cfg.model.encoder!r} of this run does not embed from "
                                "features", file=str(args.run))
     labels, x = read_query_features(args.features)
     w = next(enc.parameters())
     xt = torch.as_tensor(x, dtype=w.dtype)
-    if enc.uses_graph:   # hgcn: a new node has no edges (the honest inductive setting)
-        if hasattr(enc, "set_graph"):
-            enc.set_graph(None)          # degrees from the (empty) edge_index given
-        z = enc(xt, torch.empty(2, 0, dtype=torch.long), torch.zeros(len(xt), dtype=torch.long))
-    else:
-        z = enc(xt, None, torch.zeros(len(xt), dtype=torch.long))
+    # a new node arrives without edges (the honest inductive setting): a graph
+    # encoder forgets the training graph's degrees and sees only the empty graph
+    enc.set_graph(None)
+    with torch.no_grad():
+        z = enc.embed_new(xt, torch.empty(2, 0, dtype=torch.long), torch.arange(len(xt)))
     results = nearest_to_vector(z.detach(), emb, args.k, use_faiss=False if args.no_faiss else None)
     for label, rows in zip(labels, results):
         print(f"# {label}")

@@ -38,8 +38,13 @@ pipi "setuptools>=64" wheel numpy scipy
 # (about 14 minutes on 2 cores the first time, then from pip's wheel cache).
 if ! "$P" -c "import pyg_lib" >/dev/null 2>&1 && \
    ! "$P" -c "import torch_sparse, torch_scatter" >/dev/null 2>&1; then
-  log "building torch-scatter and torch-sparse (first time: ~14 min on 2 cores)"
-  pipi --no-build-isolation torch-scatter torch-sparse
+  log "building torch-scatter and torch-sparse (first time: several minutes)"
+  # their setup.py compiles one file at a time (ninja off), so the two packages
+  # are built side by side to use two cores; neither needs the other to build
+  pipi --no-build-isolation --no-deps torch-scatter & scatter=$!
+  pipi --no-build-isolation --no-deps torch-sparse & sparse=$!
+  wait "$scatter"
+  wait "$sparse"
 fi
 
 log "installing hgraph and its dependencies"

@@ -34,12 +34,16 @@ def test_grid_values_reach_the_config(ablate, tmp_path):
     def cfg_of(grid, label):
         flags = dict(ablate.GRIDS[grid]["variants"])[label]
         return parse_config(ablate.variant_args(grid, label, flags, [0], tmp_path, []))[0]
-    assert cfg_of("lambda", "lambda=10").train.reg_lambda == 10.0
-    assert cfg_of("lambda", "lambda=0").train.reg_lambda == 0.0
-    assert cfg_of("regularizer", "huse").train.reg_kinds == ("huse",)
+    assert cfg_of("lambda", "lambda=10").reg.reg_lambda == 10.0
+    assert cfg_of("lambda", "lambda=0").reg.reg_lambda == 0.0
+    assert cfg_of("regularizer", "huse").reg.reg_kinds == ("huse",)
     assert cfg_of("manifold", "lorentz learned c").model.learn_curvature
-    assert cfg_of("hgcn-fanouts", "fanouts 5,5").train.fanouts == (5, 5)
-    assert not cfg_of("hgcn-fanouts", "fanouts 5,5").train.full_batch
+    assert cfg_of("hgcn-fanouts", "fanouts 5,5").sampling.fanouts == (5, 5)
+    assert not cfg_of("hgcn-fanouts", "fanouts 5,5").sampling.full_batch
+    # the graph regulariser on HGCN: an ablation now that it belongs to training
+    hreg = cfg_of("hgcn-reg", "lambda=1")
+    assert hreg.model.encoder == "hgcn" and hreg.reg.reg_lambda == 1.0
+    assert cfg_of("hgcn-reg", "lambda=0").reg.reg_lambda == 0.0
     assert cfg_of("headline", "mlp-no-reg").model.encoder == "ramen"
     assert cfg_of("headline", "features").model.manifold == "euclidean"
 

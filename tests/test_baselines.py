@@ -8,8 +8,10 @@ import torch
 from hgraph import manifolds as M
 from hgraph.cli import parse_config
 from hgraph.config import ModelConfig
-from hgraph.nn.encoders import ENCODERS, EncoderSpec, FeatureBaseline, build_encoder
-from hgraph.pipeline import (embed_nodes, inference_cost, load_dataset, prepare, run)
+from hgraph.nn import ENCODERS, EncoderSpec, FeatureBaseline, build_encoder
+from hgraph.data.datasets import load_dataset
+from hgraph.eval.suite import inference_cost
+from hgraph.pipeline import prepare, run
 
 TREE = ["--gen-root-children", "8", "--gen-min-children", "3", "--gen-max-children", "5",
         "--feature-dim", "8"]
@@ -69,8 +71,8 @@ def test_embed_nodes_equals_full_graph_points(tmp_path, encoder, manifold):
         full = model(prep.x, ei, torch.arange(tax.num_nodes)) if model.uses_graph else \
             model(prep.x, None, torch.arange(tax.num_nodes))
         nodes = torch.tensor([0, 3, 17, tax.num_nodes - 1])
-        torch.testing.assert_close(embed_nodes(model, prep.x, ei, nodes), full[nodes])
-        cost = inference_cost(model, prep, torch.device("cpu"))
+        torch.testing.assert_close(model.embed_new(prep.x, ei, nodes), full[nodes])
+        cost = inference_cost(model, prep.x, ei, torch.device("cpu"))
     assert math.isfinite(cost["infer_10k_s"]) and cost["infer_10k_s"] > 0
 
 
@@ -80,7 +82,8 @@ def test_inference_cost_nan_without_features_path(tmp_path):
     prep = prepare(cfg, tax, torch.device("cpu"), torch.float32)
     model = build_encoder(EncoderSpec(cfg=cfg.model, manifold=M.make_manifold("poincare"),
                                       num_nodes=tax.num_nodes, in_dim=prep.x.shape[1]))
-    assert math.isnan(inference_cost(model, prep, torch.device("cpu"))["infer_10k_s"])
+    assert math.isnan(inference_cost(model, prep.x, prep.pyg.edge_index,
+                                     torch.device("cpu"))["infer_10k_s"])
 
 
 def test_gloss_features_on_handmade_wordnet(tmp_path):

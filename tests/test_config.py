@@ -20,7 +20,7 @@ def test_cli_flags_override_yaml(tmp_path):
     y.write_text("model:\n  dim: 5\n  encoder: shallow\ntrain:\n  epochs: 7\nseeds: [1, 2]\n")
     cfg, _ = parse_config(["--config", str(y), "--dim", "3", "--fanouts", "5", "5"])
     assert cfg.model.dim == 3 and cfg.train.epochs == 7 and cfg.seeds == (1, 2)
-    assert cfg.train.fanouts == (5, 5)
+    assert cfg.sampling.fanouts == (5, 5)
     cfg2, _ = parse_config(["--seed", "4", "--seed", "5", "--no-progress"])
     assert cfg2.seeds == (4, 5) and cfg2.progress is False
 
@@ -56,7 +56,7 @@ def test_cli_exit_2_and_nothing_written(tmp_path, capsys):
 def test_cli_choices_come_from_registries():
     from hgraph.losses import LOSSES
     from hgraph.manifolds import MANIFOLDS
-    from hgraph.nn.encoders import ENCODERS
+    from hgraph.nn import ENCODERS
     p = build_parser()
     acts = {a.dest: a for a in p._actions}
     assert set(acts["model.encoder"].choices) == set(ENCODERS)

@@ -83,7 +83,8 @@ class Recorder(torch.nn.Module):
 @pytest.mark.parametrize("hide", [False, True])
 def test_no_held_out_edge_in_any_sampled_subgraph(hide):
     from hgraph.cli import parse_config
-    from hgraph.pipeline import load_dataset, prepare
+    from hgraph.data.datasets import load_dataset
+    from hgraph.pipeline import prepare
     from hgraph.train import SampledEmbedder
     cfg, _ = parse_config(["--gen-root-children", "6", "--gen-min-children", "2",
                            "--gen-max-children", "5", "--feature-dim", "4", "--encoder", "hgcn",

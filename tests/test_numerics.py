@@ -5,7 +5,7 @@ boundary (and on it, after float32 rounding), points far out on the
 hyperboloid, curvature c from 1e-3 to 1e3.  Over the manifold maps, distances
 and projection (:mod:`hgraph.manifolds`, geoopt's ``projx``), every loss in
 :data:`hgraph.losses.LOSSES` and every encoder in
-:data:`hgraph.nn.encoders.ENCODERS`: outputs are finite and on their manifold,
+:data:`hgraph.nn.ENCODERS`: outputs are finite and on their manifold,
 gradients are finite.
 
 On the manifold, in float32: in the ball ``sqrt(c) |x| <= 1 - BOUNDARY_EPS``
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hgraph import manifolds as M
 from hgraph.config import ModelConfig
 from hgraph.losses import LOSSES
-from hgraph.nn.encoders import ENCODERS, EncoderSpec, build_encoder
+from hgraph.nn import ENCODERS, EncoderSpec, build_encoder
 
 F32 = torch.float32
 HYPERBOLIC = ["poincare", "lorentz"]
@@ -240,7 +240,7 @@ def test_encoders_on_manifold_with_finite_grads(encoder, kind, lc, log_scale, le
     grads = [p.grad for p in enc.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g.to_dense() if g.is_sparse else g).all()
                          for g in grads)
-    if enc.uses_features:
+    if enc.inductive:
         assert_finite_grads(x)
 
 

@@ -149,7 +149,7 @@ def test_state_moves_between_geoopt_and_ours():
 def test_make_optimizer_picks_the_closed_form_on_a_ball(name, expected):
     from hgraph.config import TrainConfig
     from hgraph.manifolds import make_manifold
-    from hgraph.nn.encoders import ShallowEncoder
+    from hgraph.nn import ShallowEncoder
     enc = ShallowEncoder(make_manifold(name), 10, 3)
     opt = make_optimizer(enc, TrainConfig(), 0.01)
     kinds = [type(o) for o in getattr(opt, "opts", [opt])]

@@ -113,7 +113,8 @@ def test_feature_encoders_learn_link_prediction(tmp_path, encoder, manifold, flo
 
 
 def test_inductive_nodes_absent_from_training(tmp_path):
-    from hgraph.pipeline import load_dataset, prepare
+    from hgraph.data.datasets import load_dataset
+    from hgraph.pipeline import prepare
     import numpy as np
     import torch
     cfg, _ = parse_config([*MID_TREE, "--inductive-frac", "0.2", "--encoder", "ramen"])
@@ -131,3 +132,19 @@ def test_inductive_nodes_absent_from_training(tmp_path):
     assert not in_held[c.row].any() and not in_held[c.col].any()   # no closure pair
     neg, mask = prep.sampler.sample(prep.positives[:200, 0], 20, np.random.default_rng(0))
     assert not in_held[neg[mask]].any()                            # never a negative either
+
+
+@pytest.mark.parametrize("encoder", ["hgcn", "shallow"])
+def test_graph_regulariser_trains_any_encoder(tmp_path, encoder):
+    """The regulariser belongs to training: with --reg-lambda > 0 any encoder gets it
+    (its loss is recorded per epoch); without it, none does."""
+    common = ["--encoder", encoder, "--epochs", "3", "--reg-warmup", "0", "--dim", "4"]
+    res = run(_cfg(tmp_path, *common, "--reg-lambda", "0.5"))
+    hist = res.histories[0]
+    assert all("reg" in h and h["reg"] > 0 for h in hist)
+    assert res.config.reg.reg_lambda == 0.5
+    plain = run(_cfg(tmp_path, *common))
+    assert plain.config.reg.reg_lambda == 0.0
+    assert all("reg" not in h for h in plain.histories[0])
+    # the regulariser changes what is learned
+    assert plain.per_seed[0]["recon_map"] != res.per_seed[0]["recon_map"]

@@ -9,7 +9,8 @@ import torch
 
 from hgraph import manifolds as M
 from hgraph.nn.ramen import RamenEncoder
-from hgraph.regularizers import GraphRegularizer, distance_closure, index_map, lambda_at
+from hgraph.data.triplets import distance_closure, index_map
+from hgraph.losses import GraphRegularizer, lambda_at
 
 SEEDS = (0, 1, 2)
 

@@ -19,9 +19,10 @@ import torch
 
 from hgraph import manifolds as M
 from hgraph.cli import main, parse_config
-from hgraph.nn.encoders import EncoderSpec, build_encoder
-from hgraph.pipeline import load_dataset, make_embedders, prepare
-from hgraph.regularizers import GraphRegularizer
+from hgraph.nn import EncoderSpec, build_encoder
+from hgraph.data.datasets import load_dataset
+from hgraph.pipeline import make_embedders, prepare
+from hgraph.losses import GraphRegularizer
 from hgraph.train import (TrainData, TrainingInterrupted, load_optimizer_state, make_optimizer,
                           train)
 
@@ -137,11 +138,12 @@ def _setup(encoder):
         emb, ea = make_embedders(m, prep, cfg, dev)
         reg = None
         if encoder == "ramen":       # its regulariser draws from the training generator too
-            reg = GraphRegularizer(prep.splits.train, tax.num_nodes, kinds=cfg.train.reg_kinds,
-                                   margin=cfg.train.reg_margin, hard_negatives=True,
+            reg = GraphRegularizer(prep.splits.train, tax.num_nodes, kinds=cfg.reg.reg_kinds,
+                                   margin=cfg.reg.reg_margin, hard_negatives=True,
                                    level=tax.level, allowed=prep.splits.train_mask, seed=0)
         return m, TrainData(tax.num_nodes, prep.positives, prep.sampler, emb, ea,
-                            val_pos=prep.splits.val, val_neg=prep.val_neg, regularizer=reg)
+                            val_pos=prep.splits.val, val_neg=prep.val_neg, regularizer=reg,
+                            reg_lambda=cfg.reg.reg_lambda, reg_warmup=cfg.reg.reg_warmup)
     return cfg, build
 
 

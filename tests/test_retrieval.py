@@ -285,7 +285,9 @@ def test_query_new_features_through_trained_ramen(tmp_path, capsys):
     import importlib.util
     from pathlib import Path
     from hgraph.cli import parse_config
-    from hgraph.pipeline import load_dataset, load_encoder, run
+    from hgraph.data.datasets import load_dataset
+    from hgraph.pipeline import run
+    from hgraph.results import load_encoder
     from hgraph.export import load_embeddings
     root = Path(__file__).resolve().parent.parent
     args = ["--gen-root-children", "4", "--gen-min-children", "2", "--gen-max-children", "3",

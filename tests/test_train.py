@@ -10,8 +10,9 @@ import torch
 from hgraph import manifolds as M
 from hgraph.cli import main, parse_config
 from hgraph.losses import LOSSES
-from hgraph.nn.encoders import EncoderSpec, build_encoder
-from hgraph.pipeline import load_dataset, make_embedders, prepare
+from hgraph.nn import EncoderSpec, build_encoder
+from hgraph.data.datasets import load_dataset
+from hgraph.pipeline import make_embedders, prepare
 from hgraph.train import TrainData, TrainingDiverged, train
 
 TREE = ["--gen-root-children", "4", "--gen-min-children", "2", "--gen-max-children", "3",

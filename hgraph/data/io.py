@@ -59,7 +59,6 @@ import csv
 import io
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -70,6 +69,7 @@ from scipy.sparse import csgraph
 
 from hgraph.data.taxonomy import VIRTUAL_ROOT, Taxonomy
 from hgraph.errors import HGraphInputError
+from hgraph.files import atomic_open
 
 PathLike = Union[str, os.PathLike]
 
@@ -748,22 +748,6 @@ def _closure_cycle_check(c: sp.csr_matrix, u, v, lines, uniq, src) -> None:
 
 
 # ------------------------------------------------------------------ writers
-def _atomic_write(path: PathLike, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _int_ids(tax: Taxonomy) -> np.ndarray:
     """Integer ids for writing: the keys when they are distinct integers
     (a virtual root ``<root>`` gets max+1), else the internal ids."""
@@ -814,7 +798,8 @@ def write_curvlearn(tax: Taxonomy, path: PathLike) -> None:
         "parent_cate_id": ids[p[order]],
         "level": lv[c[order]],
     })
-    _atomic_write(path, lambda f: df.to_csv(f, index=False, lineterminator="\n"))
+    with atomic_open(path, "w", newline="") as f:
+        df.to_csv(f, index=False, lineterminator="\n")
 
 
 def write_edges(tax: Taxonomy, path: PathLike, sep: str = ",") -> None:
@@ -832,7 +817,8 @@ def write_edges(tax: Taxonomy, path: PathLike, sep: str = ",") -> None:
     if tax.keys is not None and tax.keys[tax.root] == VIRTUAL_ROOT:
         e = e[e[:, 1] != tax.root]
     df = pd.DataFrame({"child": labels[e[:, 0]], "parent": labels[e[:, 1]]})
-    _atomic_write(path, lambda f: df.to_csv(f, index=False, sep=sep, lineterminator="\n"))
+    with atomic_open(path, "w", newline="") as f:
+        df.to_csv(f, index=False, sep=sep, lineterminator="\n")
 
 
 # ----------------------------------------------------------------- features

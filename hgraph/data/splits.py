@@ -15,24 +15,25 @@ Whatever trains on a split must use only ``train`` / ``train_edges`` and
 ``train_closure``; ``all_edges`` / ``all_closure`` exist so that negative
 samplers can *exclude* every true pair (a held-out positive must never be
 drawn as a training negative) and so that evaluation can filter known pairs.
+
+:func:`make_splits` combines both, as the configuration asks, into the
+:class:`Splits` every run uses.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from hgraph.data.pairs import pair_matrix, symmetric
 from hgraph.data.taxonomy import Taxonomy, transitive_closure
 
+if TYPE_CHECKING:  # pragma: no cover
+    from hgraph.config import DataConfig
+
 __all__ = ["EdgeSplit", "NodeSplit", "edge_split", "inductive_split"]
-
-
-def _bool_csr(rows: np.ndarray, cols: np.ndarray, n: int) -> sp.csr_matrix:
-    m = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n))
-    m.sum_duplicates()
-    m.sort_indices()
-    return m
 
 
 def _check_frac(name: str, value: float) -> float:
@@ -113,7 +114,7 @@ def edge_split(tax: Taxonomy, val_frac: float = 0.05, test_frac: float = 0.10,
     return EdgeSplit(
         train=train, val=edges[role == 1], test=edges[role == 2], num_nodes=n,
         train_closure=transitive_closure(train, n),
-        all_edges=_bool_csr(edges[:, 0], edges[:, 1], n),
+        all_edges=pair_matrix(edges[:, 0], edges[:, 1], n, dtype=bool),
         all_closure=tax.closure)
 
 
@@ -220,3 +221,49 @@ def inductive_split(tax: Taxonomy, frac: float = 0.1, seed: int = 0,
                      heldout_edges=edges[touch],
                      train_closure=transitive_closure(train_edges, n),
                      heldout_ancestors=heldout_anc, num_nodes=n, mode=mode)
+
+
+@dataclass
+class Splits:
+    """Leak-free views of one taxonomy (global node ids throughout).
+
+    ``train``: (E_tr, 2) message-passing / training edges (child, parent);
+    ``val``/``test``: held-out edges; ``train_closure``: closure of ``train``
+    only; ``forbidden``: symmetric full closure, the filter for negatives;
+    ``heldout``: inductive nodes (absent from every training structure);
+    ``train_mask``: (N,) nodes seen in training.
+    """
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    train_closure: Any
+    all_closure: Any
+    all_edges: Any
+    forbidden: Any
+    heldout: np.ndarray
+    train_mask: np.ndarray
+    heldout_ancestors: Any = None
+
+
+def make_splits(tax: Taxonomy, cfg: "DataConfig") -> Splits:
+    """The edge split (``val_frac``, ``test_frac``) and, with ``inductive_frac``
+    > 0, the inductive node split on top of it (edges touching a held-out node
+    leave every edge set), seeded by ``split_seed``."""
+    n = tax.num_nodes
+    es = edge_split(tax, val_frac=cfg.val_frac, test_frac=cfg.test_frac, seed=cfg.split_seed)
+    train, val, test = es.train, es.val, es.test
+    heldout = np.zeros(0, dtype=np.int64)
+    train_mask = np.ones(n, dtype=bool)
+    anc = None
+    if cfg.inductive_frac > 0:
+        ns = inductive_split(tax, frac=cfg.inductive_frac, seed=cfg.split_seed)
+        heldout, train_mask, anc = ns.heldout, ns.train_mask, ns.heldout_ancestors
+
+        def keep(e):
+            return e[train_mask[e[:, 0]] & train_mask[e[:, 1]]]
+        train, val, test = keep(train), keep(val), keep(test)
+    train_closure = es.train_closure if cfg.inductive_frac == 0 else transitive_closure(train, n)
+    return Splits(train=train, val=val, test=test, train_closure=train_closure,
+                  all_closure=es.all_closure, all_edges=es.all_edges,
+                  forbidden=symmetric(es.all_closure), heldout=heldout,
+                  train_mask=train_mask, heldout_ancestors=anc)

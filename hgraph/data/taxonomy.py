@@ -22,17 +22,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
+from hgraph.data.pairs import pair_keys, pair_matrix
 from hgraph.errors import HGraphInputError
 
 VIRTUAL_ROOT = "<root>"
-
-
-def _csr(rows: np.ndarray, cols: np.ndarray, n: int) -> sp.csr_matrix:
-    data = np.ones(len(rows), dtype=np.int8)
-    m = sp.csr_matrix((data, (rows, cols)), shape=(n, n))
-    m.sum_duplicates()
-    m.data[:] = 1
-    return m
 
 
 def transitive_closure(edges: np.ndarray, num_nodes: int, hops: bool = False) -> sp.csr_matrix:
@@ -47,7 +40,7 @@ def transitive_closure(edges: np.ndarray, num_nodes: int, hops: bool = False) ->
     times the depth, never to N^2.
     """
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-    a = _csr(edges[:, 0], edges[:, 1], num_nodes).astype(np.int32)
+    a = pair_matrix(edges[:, 0], edges[:, 1], num_nodes).astype(np.int32)
     closure = a.copy()
     dist = a.copy()
     frontier = a
@@ -80,7 +73,7 @@ def topological_generations(edges: np.ndarray, n: int):
     O(N + E) work plus one numpy call per generation.
     """
     indeg = np.bincount(edges[:, 0], minlength=n).astype(np.int64)   # number of parents
-    p2c = _csr(edges[:, 1], edges[:, 0], n)
+    p2c = pair_matrix(edges[:, 1], edges[:, 0], n)
     frontier = np.flatnonzero(indeg == 0)
     gens = []
     while len(frontier):
@@ -98,11 +91,6 @@ def csr_pairs(m: sp.spmatrix) -> np.ndarray:
     """(M, 2) int64 rows ``(row, col)`` of the non-zeros of a sparse relation."""
     c = sp.coo_matrix(m)
     return np.stack([c.row, c.col], axis=1).astype(np.int64)
-
-
-def pair_keys(u: np.ndarray, v: np.ndarray, num_nodes: int) -> np.ndarray:
-    """Encode pairs of node ids as int64 keys ``u * N + v`` (for set lookups)."""
-    return np.asarray(u, dtype=np.int64) * num_nodes + np.asarray(v, dtype=np.int64)
 
 
 @dataclass(eq=False)
@@ -239,7 +227,7 @@ class Taxonomy:
     @cached_property
     def child_to_parent(self) -> sp.csr_matrix:
         """(N, N) CSR, row ``u`` holds u's parents."""
-        return _csr(self.edges[:, 0], self.edges[:, 1], self.num_nodes)
+        return pair_matrix(self.edges[:, 0], self.edges[:, 1], self.num_nodes)
 
     @cached_property
     def parent_to_child(self) -> sp.csr_matrix:

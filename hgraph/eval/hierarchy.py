@@ -29,6 +29,15 @@ Tensor = torch.Tensor
 __all__ = ["norm_level_spearman", "ancestor_map"]
 
 
+def spearman(a: ArrayLike, b: ArrayLike) -> float:
+    """Spearman rank correlation of two (N,) arrays (average ranks for ties;
+    ``scipy.stats.spearmanr``); NaN when either side is constant."""
+    a, b = np.asarray(a), np.asarray(b)
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
 def norm_level_spearman(manifold: geoopt.Manifold, x: Tensor, level: ArrayLike) -> Dict[str, float]:
     """Spearman correlation of distance-to-origin with level.
 

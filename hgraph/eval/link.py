@@ -25,6 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from hgraph import manifolds
+from hgraph.data.pairs import NegativeSampler
 from hgraph.eval.ranking import (ArrayLike, _as_bool_csr, _as_index, _as_mask, _check_points,
                                  _Engine)
 
@@ -80,19 +81,6 @@ def link_prediction(manifold: geoopt.Manifold, x: Tensor, pos: ArrayLike,
     }
 
 
-def _sorted_keys(m: sp.csr_matrix, n: int) -> np.ndarray:
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(m.indptr))
-    keys = rows * n + m.indices.astype(np.int64)
-    return np.sort(keys)
-
-
-def _in_sorted(q: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    if len(keys) == 0:
-        return np.zeros(len(q), dtype=bool)
-    i = np.searchsorted(keys, q)
-    return keys[np.minimum(i, len(keys) - 1)] == q
-
-
 def sample_lp_negatives(pos: ArrayLike, num_nodes: int, k: int,
                         forbidden: Optional[sp.spmatrix] = None, seed: int = 0,
                         rounds: int = 10) -> Tensor:
@@ -113,23 +101,12 @@ def sample_lp_negatives(pos: ArrayLike, num_nodes: int, k: int,
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     p = _pairs(pos, "pos", n)
-    keys = np.zeros(0, dtype=np.int64) if forbidden is None else \
-        _sorted_keys(_as_bool_csr(forbidden, n, "forbidden"), n)
-    rng = np.random.default_rng(seed)
-    child = np.repeat(p[:, 0], k)
-    w = rng.integers(0, n, size=len(child))
-
-    def bad(c, v):
-        return (c == v) | _in_sorted(c * n + v, keys)
-
-    redo = np.flatnonzero(bad(child, w))
-    for _ in range(rounds):
-        if len(redo) == 0:
-            break
-        w[redo] = rng.integers(0, n, size=len(redo))
-        redo = redo[bad(child[redo], w[redo])]
-    keep = np.ones(len(child), dtype=bool)
-    keep[redo] = False
+    # the training sampler, drawing from its own seeded generator: one negative
+    # sampler in the package
+    sampler = NegativeSampler(sp.csr_matrix((n, n), dtype=bool) if forbidden is None else
+                              _as_bool_csr(forbidden, n, "forbidden"), n, rounds=rounds)
+    neg, ok = sampler.sample(p[:, 0], k, np.random.default_rng(seed))
+    child, w, keep = np.repeat(p[:, 0], k), neg.ravel(), ok.ravel()
     return torch.from_numpy(np.stack([child[keep], w[keep]], axis=1).astype(np.int64))
 
 

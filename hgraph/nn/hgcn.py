@@ -37,33 +37,10 @@ import torch
 from torch import nn
 
 from hgraph import manifolds as M
-from hgraph.nn.layers import ACTIVATIONS, HypAct, HypAgg, HypLinear
+from hgraph.nn.base import ACTIVATIONS, Encoder, EncoderSpec
+from hgraph.nn.layers import HypAct, HypAgg, HypLinear
 
 Tensor = torch.Tensor
-
-
-def build_hgcn(spec: "EncoderSpec") -> "HGCNEncoder":
-    """ENCODERS["hgcn"]: an :class:`HGCNEncoder` from an ``EncoderSpec``."""
-    cfg = spec.cfg
-    if cfg.layers < 1:
-        raise ValueError(f"hgcn needs layers >= 1, got {cfg.layers}")
-    if M.kind(spec.manifold) != cfg.manifold:
-        raise ValueError(f"spec.manifold is {M.kind(spec.manifold)} but cfg.manifold is "
-                         f"{cfg.manifold!r}")
-    if cfg.learn_curvature and cfg.manifold != "euclidean":
-        manifolds = [M.make_manifold(cfg.manifold, cfg.curvature, learnable=True)
-                     for _ in range(cfg.layers - 1)] + [spec.manifold]
-    else:
-        manifolds = [spec.manifold] * cfg.layers
-    return HGCNEncoder(manifolds, num_nodes=spec.num_nodes, in_dim=spec.in_dim, dim=cfg.dim,
-                       hidden=cfg.hidden, act=cfg.act, dropout=cfg.dropout, bias=cfg.bias,
-                       attention=cfg.attention, local_agg=cfg.local_agg,
-                       id_embeddings=cfg.id_embeddings, norm=cfg.agg_norm)
-
-
-# Imported after build_hgcn is defined: encoders.py registers build_hgcn at its
-# bottom, so either module may be imported first without a circular-import error.
-from hgraph.nn.encoders import Encoder, EncoderSpec  # noqa: E402
 
 
 def _remove_self_loops(edge_index: Tensor) -> Tensor:
@@ -113,14 +90,14 @@ class HGCNEncoder(Encoder):
         num_nodes: nodes in the whole graph (id-embedding table, degree buffer).
         in_dim: feature dimension F, or None when there are no features.
         dim, hidden: output and hidden intrinsic widths.
-        act: key of :data:`hgraph.nn.layers.ACTIVATIONS`, used after every
+        act: key of :data:`hgraph.nn.base.ACTIVATIONS`, used after every
             block but the last.
         id_embeddings: use the learned id table even when features exist.
         norm: neighbour weights of :class:`HypAgg`, ``"mean"`` or ``"sym"``.
     """
 
     uses_graph = True
-    uses_features = True
+    inductive = True          # from features and the k-hop neighbourhood; not with id embeddings
 
     def __init__(self, manifolds: Sequence[geoopt.Manifold], num_nodes: int,
                  in_dim: Optional[int], dim: int, hidden: int = 64, act: str = "relu",
@@ -137,6 +114,7 @@ class HGCNEncoder(Encoder):
         self.num_nodes = num_nodes
         self.hidden = hidden
         self.use_ids = in_dim is None or id_embeddings
+        self.inductive = not self.use_ids
         self.in_dim = hidden if self.use_ids else int(in_dim)
         self.emb = nn.Embedding(num_nodes, hidden) if self.use_ids else None
         L = len(manifolds)
@@ -149,6 +127,25 @@ class HGCNEncoder(Encoder):
         # degrees (self-loop included) of the full message-passing graph; 0 = not set
         self.register_buffer("degree", torch.zeros(num_nodes))
         self.reset_parameters()
+
+    @classmethod
+    def from_spec(cls, spec: EncoderSpec) -> "HGCNEncoder":
+        """ENCODERS["hgcn"]: an :class:`HGCNEncoder` from an ``EncoderSpec``."""
+        cfg = spec.cfg
+        if cfg.layers < 1:
+            raise ValueError(f"hgcn needs layers >= 1, got {cfg.layers}")
+        if M.kind(spec.manifold) != cfg.manifold:
+            raise ValueError(f"spec.manifold is {M.kind(spec.manifold)} but cfg.manifold is "
+                             f"{cfg.manifold!r}")
+        if cfg.learn_curvature and cfg.manifold != "euclidean":
+            manifolds = [M.make_manifold(cfg.manifold, cfg.curvature, learnable=True)
+                         for _ in range(cfg.layers - 1)] + [spec.manifold]
+        else:
+            manifolds = [spec.manifold] * cfg.layers
+        return cls(manifolds, num_nodes=spec.num_nodes, in_dim=spec.in_dim, dim=cfg.dim,
+                   hidden=cfg.hidden, act=cfg.act, dropout=cfg.dropout, bias=cfg.bias,
+                   attention=cfg.attention, local_agg=cfg.local_agg,
+                   id_embeddings=cfg.id_embeddings, norm=cfg.agg_norm)
 
     @property
     def manifolds(self) -> List[geoopt.Manifold]:
@@ -260,6 +257,24 @@ class HGCNEncoder(Encoder):
         finally:
             self.train(was_training)
         return h
+
+    def embed_all(self, x: Optional[Tensor], edge_index: Optional[Tensor], num_nodes: int, *,
+                  chunk: int = 1024, device=None) -> Tensor:
+        """Every node's point by :meth:`inference` (chunks of ``max(chunk, 4096)``
+        target nodes)."""
+        return self.inference(x, edge_index, num_nodes, batch_size=max(chunk, 4096),
+                              device=device)
+
+    def embed_new(self, x: Tensor, edge_index: Optional[Tensor], nodes: Tensor) -> Tensor:
+        """Points of ``nodes`` (k,) on their L-hop neighbourhood in ``edge_index``
+        (``torch_geometric.utils.k_hop_subgraph``, L = number of blocks), which
+        gives them exactly their full-graph outputs.  -> (k, D)."""
+        from torch_geometric.utils import k_hop_subgraph
+        if edge_index is None:
+            edge_index = torch.empty(2, 0, dtype=torch.long, device=x.device)
+        subset, sub_ei, mapping, _ = k_hop_subgraph(nodes, len(self.blocks), edge_index,
+                                                    relabel_nodes=True, num_nodes=x.size(0))
+        return self(x[subset], sub_ei, subset)[mapping]
 
     def __repr__(self) -> str:
         return (f"HGCNEncoder(num_nodes={self.num_nodes}, in_dim={self.in_dim}, "

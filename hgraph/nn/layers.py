@@ -21,16 +21,17 @@ the hyperboloid (time coordinate first).  ``in_features`` / ``out_features`` /
 
 Numerics: tangent vectors are mapped back through
 :func:`hgraph.manifolds.expmap0`, which clips their norm to
-:data:`hgraph.manifolds.MAX_TANGENT_NORM`, and every output is projected onto
-its manifold (``projx``).  The two maps at a point other than the origin
-(:func:`expmap_at`, :func:`lorentz_translate`) clip with the same constant,
-and hyperboloid outputs are kept within that distance of the origin
-(:func:`lorentz_clip`).  No new guard constant is introduced here.
+:data:`hgraph.manifolds.guards.MAX_TANGENT_NORM`, and every output is
+projected onto its manifold.  The two maps at a point other than the origin
+(:func:`hgraph.manifolds.expmap_at`, :func:`hgraph.manifolds.lorentz.translate`)
+clip with the same constant, and hyperboloid outputs are kept within that
+distance of the origin (:func:`hgraph.manifolds.lorentz.clip`).  The formulas
+live in :mod:`hgraph.manifolds`; no guard constant is defined here.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import geoopt
 import torch
@@ -40,122 +41,10 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
 from hgraph import manifolds as M
+from hgraph.nn.base import ACTIVATIONS
 
 Tensor = torch.Tensor
 PairTensor = Tuple[Tensor, Tensor]
-
-
-def _identity(x: Tensor) -> Tensor:
-    return x
-
-
-#: name -> elementwise activation (the names of ``ModelConfig.act``)
-ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
-    "relu": F.relu,
-    "leaky_relu": F.leaky_relu,
-    "elu": F.elu,
-    "tanh": torch.tanh,
-    "none": _identity,
-}
-
-
-# --------------------------------------------------------------- pure maps
-def _cap(manifold: geoopt.Manifold, dtype: torch.dtype) -> float:
-    return M.MAX_TANGENT_NORM.get(dtype, 15.0)
-
-
-def lorentz_clip(manifold: geoopt.Manifold, x: Tensor) -> Tensor:
-    """Pull hyperboloid points (N, d+1) back to distance ``<= MAX_TANGENT_NORM *
-    sqrt(k)`` from the origin (radially) and project them.
-
-    Every hyperboloid output of these layers passes through here (or through
-    :func:`hgraph.manifolds.expmap0`, which has the same bound), so
-    coordinates stay below ``sqrt(k) cosh(MAX_TANGENT_NORM)`` (1.6e6 sqrt(k)
-    in float32) and Minkowski products below 1e13 k: no overflow downstream.
-    """
-    sk = manifold.k.to(x).sqrt()
-    xs = x[..., 1:]
-    n = xs.norm(dim=-1, keepdim=True).clamp_min(M.eps(x.dtype))
-    smax = sk * math.sinh(_cap(manifold, x.dtype))
-    return manifold.projx(F.pad(xs * torch.clamp(smax / n, max=1.0), (1, 0)))
-
-
-def expmap_at(manifold: geoopt.Manifold, x: Tensor, v: Tensor) -> Tensor:
-    """``exp_x(v)`` projected onto the manifold; ``x, v``: (N, D) -> (N, D).
-
-    On the hyperboloid ``v`` is projected onto the tangent space at ``x``, its
-    Riemannian norm clipped to ``MAX_TANGENT_NORM * sqrt(k)`` (``cosh`` of a
-    larger argument overflows in float32) and the result passed through
-    :func:`lorentz_clip`.  On the ball geoopt's ``tanh`` saturates, so no clip
-    is needed; in Euclidean space this is ``x + v``.
-    """
-    k = M.kind(manifold)
-    if k == "euclidean":
-        return x + v
-    if k == "lorentz":
-        v = manifold.proju(x, v)
-        cap = _cap(manifold, v.dtype) * manifold.k.to(v).sqrt()
-        n = manifold.norm(v, keepdim=True)
-        v = v * torch.clamp(cap / n, max=1.0)
-        return lorentz_clip(manifold, manifold.expmap(x, v, norm_tan=False, project=False))
-    return manifold.projx(manifold.expmap(x, v))
-
-
-def lorentz_logmap(manifold: geoopt.Manifold, x: Tensor, y: Tensor) -> Tensor:
-    """``log_x(y)`` on the hyperboloid; ``x, y``: (N, d+1) -> (N, d+1) tangent at ``x``.
-
-    With ``<., .>`` the Minkowski product, ``<x, x> = <y, y> = -k`` and
-    ``a = -<x, y> / k = cosh(dist / sqrt k)``:
-
-        q = <y - x, y - x> / (2k) = a - 1,          w = (y - x) - q x = y - a x
-        s = arcosh(1 + q) / (sqrt(q) sqrt(q + 2)),  log_x(y) = s w
-
-    since ``|w|_L = sqrt(k) sqrt(a^2 - 1)``.  geoopt's ``logmap`` forms
-    ``<x, y>`` directly and divides by ``|w|_L`` recomputed from ``w``; both
-    cancel catastrophically in float32 once the points are a few units from
-    the origin (its result reaches 1e16, then NaN, near distance 6-10).  Here
-    ``q`` comes from the difference ``y - x`` (accurate for nearby points)
-    and is clamped at ``EPS``; ``s`` lies in (0, 1] and ``s q`` is at most
-    ``arcosh(1 + q)``, so the result is finite and bounded.
-    """
-    kk = manifold.k.to(x)
-    diff = y - x
-    q = (diff[..., 1:].pow(2).sum(-1, keepdim=True) - diff[..., :1].pow(2)) / (2.0 * kk)
-    q = q.clamp_min(M.eps(x.dtype))
-    root = q.sqrt() * (q + 2.0).sqrt()                 # sqrt(a^2 - 1), no overflow
-    s = torch.log1p(q + root) / root                   # arcosh(1 + q) / sqrt(a^2 - 1)
-    return s * diff - (s * q) * x
-
-
-def lorentz_translate(manifold: geoopt.Manifold, x: Tensor, u: Tensor) -> Tensor:
-    """Hyperboloid analogue of Möbius addition: ``exp_x(PT_{o->x}(u))``.
-
-    ``x``: (N, d+1) points; ``u``: (d,) or (N, d) space part of a tangent
-    vector at the origin ``o = (sqrt k, 0)``.  With ``<., .>`` the Minkowski
-    product and ``<x, x> = -k``:
-
-        v = (0, u) + <x, (0, u)> / (k + sqrt(k) x_0) * (o + x)     (PT_{o->x})
-        y = cosh(|u| / sqrt k) x + sqrt(k) sinh(|u| / sqrt k) v / |u|
-
-    Closed forms are used instead of geoopt's ``transp0`` / ``expmap``: the
-    denominator ``k + sqrt(k) x_0 >= 2k`` never vanishes (geoopt divides by the
-    squared distance of ``x`` from the origin, inaccurate in float32 near
-    it) and ``|v|_L = |u|`` is exact (recomputing it from ``v`` cancels
-    catastrophically far from the origin).  ``|u|`` is clipped to
-    ``MAX_TANGENT_NORM * sqrt(k)``; the result goes through
-    :func:`lorentz_clip`.  Returns (N, d+1).
-    """
-    kk = manifold.k.to(x)
-    sk = kk.sqrt()
-    cap = _cap(manifold, u.dtype) * sk
-    n = u.norm(dim=-1, keepdim=True).clamp_min(M.eps(u.dtype))
-    u = u * torch.clamp(cap / n, max=1.0)
-    n = torch.minimum(n, cap)
-    x0, xs = x[..., :1], x[..., 1:]
-    coef = (xs * u).sum(-1, keepdim=True) / (kk + sk * x0)
-    v = torch.cat([coef * (sk + x0), u + coef * xs], dim=-1)
-    y = torch.cosh(n / sk) * x + (sk * torch.sinh(n / sk) / n) * v
-    return lorentz_clip(manifold, y)
 
 
 # --------------------------------------------------------------- layers
@@ -170,7 +59,7 @@ class HypLinear(nn.Module):
       ``mobius_matvec(W, x)``);
     * hyperboloid: ``W`` acts on the space part of :math:`\log_0(x)` and
       :math:`h \oplus b = \exp_h(PT_{o \to h}(\log_0 b))`
-      (:func:`lorentz_translate`), which on the ball is Möbius addition too;
+      (:func:`hgraph.manifolds.lorentz.translate`), which on the ball is Möbius addition too;
     * Euclidean: ``y = x W^T + b`` (``torch.nn.Linear``).
 
     The bias starts at the origin.  On the ball ``b`` is a
@@ -180,7 +69,7 @@ class HypLinear(nn.Module):
     ``log_0 b`` (d,), a plain tensor: geoopt's ``RiemannianAdam`` steps on
     hyperboloid manifold parameters overflow ``cosh`` and write NaN into
     them at learning rates ~0.5 (seen in testing), a tangent vector is valid
-    for every curvature, and it is what :func:`lorentz_translate` takes.  In
+    for every curvature, and it is what :func:`hgraph.manifolds.lorentz.translate` takes.  In
     Euclidean space it is the plain bias.  ``dropout`` drops entries of ``W``
     during training (as HGCN does).  ``W`` is Xavier-uniform with gain
     sqrt(2).
@@ -226,7 +115,7 @@ class HypLinear(nn.Module):
         if k == "poincare":
             b = self.manifold.projx(self.bias.to(h.dtype))
             return self.manifold.mobius_add(h, b)           # projects
-        return lorentz_translate(self.manifold, h, self.bias.to(h.dtype))
+        return M.lorentz.translate(h, self.bias.to(h.dtype), self.manifold.k.to(h))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_features}, {self.out_features}, "
@@ -241,7 +130,7 @@ class HypAct(nn.Module):
 
     Shapes: ``x: (N, D_in) -> (N, D_out)`` with the same intrinsic ``d`` (the
     coordinate count only differs if one manifold is a hyperboloid and the
-    other is not).  ``act`` is a key of :data:`ACTIVATIONS`.
+    other is not).  ``act`` is a key of :data:`hgraph.nn.base.ACTIVATIONS`.
     """
 
     def __init__(self, manifold_in: geoopt.Manifold, manifold_out: geoopt.Manifold,
@@ -252,6 +141,7 @@ class HypAct(nn.Module):
         self.manifold_in = manifold_in
         self.manifold_out = manifold_out
         self.act = act
+        self.fn = ACTIVATIONS[act]()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -259,7 +149,7 @@ class HypAct(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: (N, D_in) points on ``manifold_in`` -> (N, D_out) on ``manifold_out``."""
-        u = ACTIVATIONS[self.act](M.logmap0(self.manifold_in, x))
+        u = self.fn(M.logmap0(self.manifold_in, x))
         return M.expmap0(self.manifold_out, u)
 
     def __repr__(self) -> str:
@@ -422,10 +312,9 @@ class HypAgg(MessagePassing):
 
     def _local(self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, w_edge: Tensor) -> Tensor:
         size = (x_src.size(0), x_dst.size(0))
-        k = M.kind(self.manifold)
-        if k == "euclidean" or x_src.dtype == torch.float64:
+        if M.kind(self.manifold) == "euclidean" or x_src.dtype == torch.float64:
             v = self.propagate(edge_index, p=(x_src, x_dst), u=None, w=w_edge, size=size)
-            return expmap_at(self.manifold, x_dst, v)
+            return M.expmap_at(self.manifold, x_dst, v)
         # Below float64, log_{x_i} / exp_{x_i} are ill-conditioned a few units from
         # the origin: Minkowski products cancel (error ~1e-7 x_0^2 in float32), and
         # on the ball Möbius addition near the boundary loses ~1e-7 / (1 - |x|^2)^2.
@@ -433,8 +322,8 @@ class HypAgg(MessagePassing):
         p_src = self.manifold.projx(x_src.double())
         p_dst = self.manifold.projx(x_dst.double())
         v = self.propagate(edge_index, p=(p_src, p_dst), u=None, w=w_edge.double(), size=size)
-        y = expmap_at(self.manifold, p_dst, v).to(x_dst.dtype)
-        return lorentz_clip(self.manifold, y) if k == "lorentz" else self.manifold.projx(y)
+        y = M.expmap_at(self.manifold, p_dst, v).to(x_dst.dtype)
+        return M.project(self.manifold, y)
 
     def message(self, w: Tensor, u_j: Optional[Tensor], p_i: Optional[Tensor],
                 p_j: Optional[Tensor]) -> Tensor:
@@ -442,9 +331,7 @@ class HypAgg(MessagePassing):
         ``p_i, p_j``: (E, D) points (local aggregation) -> (E, d) or (E, D)."""
         if p_i is None:
             return w.unsqueeze(-1) * u_j
-        if M.kind(self.manifold) == "lorentz":
-            return w.unsqueeze(-1) * lorentz_logmap(self.manifold, p_i, p_j)
-        return w.unsqueeze(-1) * self.manifold.logmap(p_i, p_j)
+        return w.unsqueeze(-1) * M.logmap(self.manifold, p_i, p_j)
 
     @torch.no_grad()
     def attention_weights(self, x: Union[Tensor, PairTensor], edge_index: Tensor,

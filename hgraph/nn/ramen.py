@@ -3,7 +3,8 @@
 The graph is never an input of this encoder: at inference a node's point
 depends on its own features only, so inference costs one MLP forward and no
 neighbourhood look-up (``uses_graph = False``).  The taxonomy enters only at
-training time through the regularisers in :mod:`hgraph.regularizers`
+training time through the graph regulariser (:mod:`hgraph.losses`, which any
+encoder can be trained with)
 (Mittal et al. 2024, "Graph Regularized Encoder Training for Extreme
 Classification").  "MLP without regulariser" is this encoder trained with
 ``reg_lambda = 0``; there is no separate encoder for it.
@@ -48,31 +49,9 @@ import torch
 from torch import nn
 
 from hgraph import manifolds as M
-
-
-# build_ramen is defined *before* importing hgraph.nn.encoders: encoders.py
-# imports it at its bottom to fill ENCODERS, so importing this module first
-# must already expose the name when that circular import happens.
-def build_ramen(spec: EncoderSpec) -> Encoder:
-    """ENCODERS['ramen'] factory: reads hidden, layers, act, dropout, bias, id_embeddings."""
-    cfg = spec.cfg
-    return RamenEncoder(spec.manifold, cfg.dim, spec.in_dim, hidden=cfg.hidden,
-                        layers=cfg.layers, act=cfg.act, dropout=cfg.dropout, bias=cfg.bias,
-                        num_nodes=spec.num_nodes, id_embeddings=cfg.id_embeddings)
-
-
-from hgraph.nn.encoders import Encoder, EncoderSpec  # noqa: E402
+from hgraph.nn.base import ACTIVATIONS, Encoder, EncoderSpec
 
 Tensor = torch.Tensor
-
-#: activation name (ModelConfig.act) -> module factory
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),
-    "elu": nn.ELU,
-    "tanh": nn.Tanh,
-    "none": nn.Identity,
-}
 
 
 class RamenEncoder(Encoder):
@@ -92,8 +71,9 @@ class RamenEncoder(Encoder):
         input_norm: LayerNorm on the input features (see the module docstring).
     """
 
-    uses_graph = False
-    uses_features = True
+    inductive = True
+    #: in id-embedding mode (``id_embeddings``, or no features) neither holds
+    requires_features = True
 
     def __init__(self, manifold: geoopt.Manifold, dim: int, in_dim: Optional[int], *,
                  hidden: int = 64, layers: int = 2, act: str = "relu", dropout: float = 0.0,
@@ -120,8 +100,8 @@ class RamenEncoder(Encoder):
             self.embedding = None
             first = in_dim
             self.norm = nn.LayerNorm(in_dim) if (input_norm and in_dim > 1) else None
-        # instance attribute: in id mode the features are not read
-        self.uses_features = not self.id_mode
+        # instance attributes: in id mode the features are not read
+        self.inductive = self.requires_features = not self.id_mode
         self.in_dim = in_dim
         self.num_nodes = num_nodes
         self.hidden = hidden
@@ -137,10 +117,15 @@ class RamenEncoder(Encoder):
         self.mlp = nn.Sequential(*mods)
         self.reset_parameters()
 
-    @property
-    def inductive(self) -> bool:
-        """True when unseen nodes can be encoded from their features alone."""
-        return not self.id_mode
+    @classmethod
+    def from_spec(cls, spec: EncoderSpec) -> "RamenEncoder":
+        """ENCODERS['ramen']: reads hidden, layers, act, dropout, bias, id_embeddings.
+        Without features (``in_dim`` None) it falls back to id embeddings; the
+        pipeline asks for ``--id-embeddings`` on purpose (``requires_features``)."""
+        cfg = spec.cfg
+        return cls(spec.manifold, cfg.dim, spec.in_dim, hidden=cfg.hidden, layers=cfg.layers,
+                   act=cfg.act, dropout=cfg.dropout, bias=cfg.bias, num_nodes=spec.num_nodes,
+                   id_embeddings=cfg.id_embeddings)
 
     def reset_parameters(self) -> None:
         if self.embedding is not None:

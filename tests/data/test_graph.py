@@ -4,7 +4,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from hgraph.data.graph import NegativeSampler, symmetric, to_pyg
+from hgraph.data.graph import to_pyg
+from hgraph.data.pairs import NegativeSampler, symmetric
 from hgraph.data.taxonomy import Taxonomy
 
 

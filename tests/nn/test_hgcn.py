@@ -12,8 +12,8 @@ from torch_geometric.nn import GCNConv
 
 from hgraph import manifolds as M
 from hgraph.config import ModelConfig
-from hgraph.nn.encoders import ENCODERS, EncoderSpec, build_encoder
-from hgraph.nn.hgcn import HGCNEncoder, build_hgcn, graph_degree
+from hgraph.nn import ENCODERS, EncoderSpec, build_encoder
+from hgraph.nn.hgcn import HGCNEncoder, graph_degree
 
 KINDS = ["poincare", "lorentz", "euclidean"]
 MODES = [(False, False), (True, False), (False, True), (True, True)]   # (attention, local_agg)
@@ -53,9 +53,9 @@ def make(name="poincare", n=60, in_dim=6, dtype=torch.float32, learn=False, **kw
 
 
 def test_registered_and_built_from_spec():
-    assert ENCODERS["hgcn"] is build_hgcn
+    assert ENCODERS["hgcn"] is HGCNEncoder
     enc = make("lorentz", in_dim=5, layers=3)
-    assert isinstance(enc, HGCNEncoder) and enc.uses_graph and enc.uses_features
+    assert isinstance(enc, HGCNEncoder) and enc.uses_graph and enc.inductive
     assert len(enc.blocks) == 3 and enc.blocks[-1].act is None
     assert enc.out_dim == 4
     # fixed curvature: one manifold object shared by every layer

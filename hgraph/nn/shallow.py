@@ -1,0 +1,56 @@
+"""The shallow encoder: one learned point per node (Nickel & Kiela 2017)."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import geoopt
+import torch
+from torch import nn
+
+from hgraph import manifolds as M
+from hgraph.nn.base import Encoder, EncoderSpec
+
+Tensor = torch.Tensor
+
+
+class ShallowEncoder(Encoder):
+    """One learned point per node: a ManifoldParameter table.
+
+    The table is initialised uniformly in [-init_scale, init_scale] in the
+    tangent space at the origin and mapped onto the manifold.  Transductive:
+    a node unseen in training keeps its untrained row (``inductive = False``).
+    """
+
+    def __init__(self, manifold: geoopt.Manifold, num_nodes: int, dim: int,
+                 init_scale: float = 1e-3):
+        super().__init__(manifold, dim)
+        self.num_nodes = num_nodes
+        self.init_scale = init_scale
+        self.weight = geoopt.ManifoldParameter(
+            torch.empty(num_nodes, self.out_dim), manifold=manifold)
+        self.reset_parameters()
+
+    @classmethod
+    def from_spec(cls, spec: EncoderSpec) -> "ShallowEncoder":
+        return cls(spec.manifold, spec.num_nodes, spec.cfg.dim, spec.cfg.init_scale)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            u = torch.empty(self.num_nodes, self.dim, dtype=self.weight.dtype,
+                            device=self.weight.device).uniform_(-self.init_scale, self.init_scale)
+            self.weight.copy_(M.expmap0(self.manifold, u))
+
+    def sparse_parameters(self) -> List[nn.Parameter]:
+        """Rows are looked up with sparse gradients, so the optimiser touches only
+        the rows of the batch (hgraph.optim / geoopt's Sparse* optimisers)
+        instead of all N rows."""
+        return [self.weight]
+
+    def forward(self, x: Optional[Tensor], edge_index: Optional[Tensor],
+                node_ids: Tensor) -> Tensor:
+        """``node_ids``: (n,) -> (n, D) points."""
+        return torch.nn.functional.embedding(node_ids, self.weight, sparse=True)
+
+    def __repr__(self) -> str:
+        return (f"ShallowEncoder(num_nodes={self.num_nodes}, dim={self.dim}, "
+                f"manifold={M.kind(self.manifold)})")

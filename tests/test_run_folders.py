@@ -1,0 +1,85 @@
+"""Run folders of every config version stay readable: the committed ones under
+``results/`` (written before the ``sampling`` / ``reg`` sections existed), and
+version-1 dicts upgraded with their meaning kept."""
+import json
+from pathlib import Path
+
+import pytest
+
+from hgraph.config import CONFIG_VERSION, from_dict, upgrade
+from hgraph.errors import HGraphInputError
+from hgraph.results import read_run_config
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMITTED = sorted(p.parent for p in (ROOT / "results").rglob("config.json"))
+
+
+def test_there_are_committed_run_folders_of_version_1():
+    assert len(COMMITTED) >= 10
+    versions = {json.loads((d / "config.json").read_text()).get("version", 1) for d in COMMITTED}
+    assert 1 in versions
+
+
+@pytest.mark.parametrize("run_dir", COMMITTED, ids=lambda d: str(d.relative_to(ROOT)))
+def test_committed_run_folder_config_reads(run_dir):
+    raw = json.loads((run_dir / "config.json").read_text())
+    cfg = read_run_config(run_dir)
+    if raw.get("version", 1) == 1:
+        train = raw["train"]
+        assert cfg.sampling.fanouts == tuple(train["fanouts"])
+        assert cfg.sampling.full_batch == train["full_batch"]
+        assert cfg.reg.reg_kinds == tuple(train["reg_kinds"])
+        # version 1 applied the regulariser to ramen only
+        want = train["reg_lambda"] if raw["model"]["encoder"] == "ramen" else 0.0
+        assert cfg.reg.reg_lambda == want
+    # the upgraded config writes back as the current version and reads again unchanged
+    again = from_dict(json.loads(cfg.to_json()), presets=False)
+    assert again == cfg and json.loads(cfg.to_json())["version"] == CONFIG_VERSION
+
+
+def test_compare_labels_committed_ramen_runs_with_their_lambda():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("compare", ROOT / "pipelines" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    ramen = [d for d in COMMITTED if (d / "metrics.json").exists()
+             and json.loads((d / "config.json").read_text())["model"]["encoder"] == "ramen"]
+    assert ramen
+    for d in ramen[:3]:
+        run = compare.load_run(d)
+        lam = json.loads((d / "config.json").read_text())["train"]["reg_lambda"]
+        label = compare.label_of(run)
+        assert label.startswith("ramen/") and (f"/λ={lam:g}" in label) == (lam > 0)
+
+
+def test_upgrade_moves_v1_keys_and_keeps_meaning():
+    v1 = {"model": {"encoder": "hgcn"},
+          "train": {"epochs": 3, "fanouts": [5, 5], "full_batch": False, "reg_lambda": 1.0,
+                    "reg_warmup": 2, "hard_negatives": True}}
+    d = upgrade(v1)
+    assert d["sampling"] == {"fanouts": [5, 5], "full_batch": False}
+    assert d["reg"] == {"reg_lambda": 0.0, "reg_warmup": 2, "hard_negatives": True}
+    assert d["train"] == {"epochs": 3} and v1["train"]["reg_lambda"] == 1.0   # input untouched
+    v1["model"]["encoder"] = "ramen"
+    assert upgrade(v1)["reg"]["reg_lambda"] == 1.0
+    cur = {"version": CONFIG_VERSION, "model": {"encoder": "hgcn"}, "reg": {"reg_lambda": 2.0}}
+    assert upgrade(cur)["reg"]["reg_lambda"] == 2.0
+    with pytest.raises(HGraphInputError, match="version"):
+        upgrade({"version": CONFIG_VERSION + 1})
+
+
+def test_regulariser_defaults_off_except_in_the_ramen_preset():
+    assert from_dict({"model": {"encoder": "ramen"}}).reg.reg_lambda == 1.0
+    for enc in ("shallow", "hgcn", "features"):
+        assert from_dict({"model": {"encoder": enc}}).reg.reg_lambda == 0.0
+    # any encoder can be given the regulariser
+    assert from_dict({"model": {"encoder": "hgcn"}, "reg": {"reg_lambda": 0.5}}).reg.reg_lambda \
+        == 0.5
+
+
+def test_unreadable_run_folder_config_is_one_line_error(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(HGraphInputError, match="config.json"):
+        read_run_config(tmp_path)
+    with pytest.raises(HGraphInputError, match="no config.json"):
+        read_run_config(tmp_path / "missing")
