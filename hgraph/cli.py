@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training seed; repeat for several (mean ± std over seeds). Default: 0")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved configuration as JSON and exit")
+    p.add_argument("--describe", action="store_true",
+                   help="print the dataset's summary (nodes, edges, depth, nodes with several "
+                        "parents, items, build time) and exit")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue an interrupted run from its folder (its config.json and "
                         "latest checkpoints); other options are not allowed with it")
@@ -136,6 +139,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg, ns = parse_config(argv)
         if ns.print_config:
             print(cfg.to_json())
+            return 0
+        if ns.describe:
+            from hgraph.data.datasets import describe
+            for k, v in describe(cfg.data).items():
+                print(f"{k:20s} {v}")
             return 0
         from hgraph.pipeline import run
         result = run(cfg, argv=["pipelines/run.py", *argv])

@@ -48,6 +48,11 @@ def _reg_kind_choices():
     return list(KINDS)
 
 
+def _text_encoder_choices():
+    from hgraph.data.text import TEXT_ENCODERS
+    return sorted(TEXT_ENCODERS)
+
+
 def _act_choices():
     from hgraph.nn.base import ACTIVATIONS
     return list(ACTIVATIONS)
@@ -67,8 +72,13 @@ def _dataset_help() -> str:
 class DataConfig:
     dataset: str = opt("curvlearn-synthetic", _dataset_help)
     format: str = opt("auto", "file format override for PATH datasets", choices=_format_choices)
-    features: Optional[str] = opt(None, "node features file (CSV 'id,f1,..' or .npy/.npz); "
-                                  "generated trees get synthetic hierarchical features")
+    features: Optional[str] = opt(None, "node features: 'text' (sentence encoder over each "
+                                  "node's text, cached), 'tfidf' (TF-IDF + SVD of the text), "
+                                  "or a file (CSV 'id,f1,..' or .npy/.npz); default: the "
+                                  "dataset's own (generated trees: synthetic hierarchical "
+                                  "features; wordnet: tfidf; icd10cm, hpo: text)")
+    text_encoder: str = opt("minilm", "sentence encoder of --features text",
+                            choices=_text_encoder_choices)
     # generator (curvlearn-synthetic)
     gen_root_children: int = opt(100, "generator: children of the root")
     gen_min_children: int = opt(5, "generator: fewest children of an internal node")
@@ -76,7 +86,7 @@ class DataConfig:
     gen_leaf_prob: Tuple[float, ...] = opt((0.09, 0.193, 0.504),
                                            "generator: leaf probability at levels 1.. (last level all leaves)")
     gen_seed: int = opt(0, "generator: seed of the tree (fixed across training seeds)")
-    feature_dim: int = opt(32, "generated features: dimension")
+    feature_dim: int = opt(32, "generated and tfidf features: dimension")
     feature_noise: float = opt(0.5, "generated features: noise scale relative to the hierarchy signal")
     # splits
     val_frac: float = opt(0.05, "fraction of child->parent edges held out for validation")

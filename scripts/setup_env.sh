@@ -47,8 +47,10 @@ if ! "$P" -c "import pyg_lib" >/dev/null 2>&1 && \
   wait "$sparse"
 fi
 
-log "installing hgraph and its dependencies"
-pipi --no-build-isolation -e ".[dev]"
+log "installing hgraph and its dependencies (datasets and sentence encoder included)"
+# torch is already installed above, so sentence-transformers' torch requirement is met
+# and pip pulls no other build
+pipi --no-build-isolation -e ".[dev,data]"
 
 # WordNet 3.0 (Debian's wordnet-base) for the wordnet-* datasets: optional.
 if [ ! -f /usr/share/wordnet/data.noun ] && command -v apt-get >/dev/null 2>&1 \

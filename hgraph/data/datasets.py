@@ -8,12 +8,15 @@ Loading validates the input and writes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
 
 from hgraph.data.generate import generate_tree, hierarchical_features
 from hgraph.data.io import read_features, read_taxonomy
 from hgraph.data.taxonomy import Taxonomy
-from hgraph.data.wordnet import WORDNET_DIR, gloss_features, load_wordnet
+from hgraph.data.text import text_features
+from hgraph.data.wordnet import WORDNET_DIR, load_wordnet, wordnet_items
 from hgraph.errors import HGraphInputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,9 +25,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Dataset:
-    """One registry entry: ``load(cfg, argument after ':')`` and its usage."""
+    """One registry entry: ``load(cfg, argument after ':')``, its usage, the
+    node features it gets when ``--features`` is not given (``"tfidf"``,
+    ``"text"``, or None: the loader's own or none), and its built-in items
+    (``items(tax) -> (texts, category ids)``) if it has any."""
     load: Callable[["DataConfig", Optional[str]], Taxonomy]
     usage: str
+    default_features: Optional[str] = None
+    items: Optional[Callable[[Taxonomy], Tuple[List[str], np.ndarray]]] = None
 
 
 def _synthetic(cfg: "DataConfig", arg: Optional[str]) -> Taxonomy:
@@ -49,12 +57,7 @@ def _file_reader(default_format: str, tree: Optional[bool]):
 
 def _wordnet(which: str):
     def read(cfg: "DataConfig", arg: Optional[str]) -> Taxonomy:
-        root = WORDNET_DIR if arg is None else arg
-        tax = load_wordnet(which, root=root)
-        if cfg.features is None:   # text features: TF-IDF + SVD of lemmas and gloss
-            tax.features = gloss_features(tax, dim=cfg.feature_dim, root=root,
-                                          seed=cfg.gen_seed)
-        return tax
+        return load_wordnet(which, root=WORDNET_DIR if arg is None else arg)
     return read
 
 
@@ -64,19 +67,61 @@ DATASETS: Dict[str, Dataset] = {
     "curvlearn-csv": Dataset(_file_reader("auto", True), "curvlearn-csv:PATH"),
     "csv": Dataset(_file_reader("auto", None), "csv:PATH"),
     "closure": Dataset(_file_reader("closure", None), "closure:PATH"),
-    "wordnet-mammals": Dataset(_wordnet("mammals"), "wordnet-mammals[:WORDNET_DIR]"),
-    "wordnet-nouns": Dataset(_wordnet("nouns"), "wordnet-nouns[:WORDNET_DIR]"),
+    # node text: lemmas and definition; items: the gloss's example sentences
+    "wordnet-mammals": Dataset(_wordnet("mammals"), "wordnet-mammals[:WORDNET_DIR]", "tfidf",
+                               wordnet_items),
+    "wordnet-nouns": Dataset(_wordnet("nouns"), "wordnet-nouns[:WORDNET_DIR]", "tfidf",
+                             wordnet_items),
 }
 
+#: --features values that build features from node text
+TEXT_FEATURES = ("text", "tfidf")
 
-def load_dataset(cfg: "DataConfig") -> Taxonomy:
-    """Resolve ``cfg.dataset`` (``name`` or ``name:PATH``) through :data:`DATASETS`;
-    ``cfg.features`` (a file) replaces the dataset's own features."""
+
+def load_dataset(cfg: "DataConfig", progress: bool = True) -> Taxonomy:
+    """Resolve ``cfg.dataset`` (``name`` or ``name:PATH``) through :data:`DATASETS`,
+    with node features: ``cfg.features`` ``"text"`` (sentence encoder
+    ``cfg.text_encoder`` over the node text, cached), ``"tfidf"`` (LSA of the
+    node text) or a file; when not given, the dataset's default."""
+    name, _, arg = cfg.dataset.partition(":")
+    if name not in DATASETS:
+        raise HGraphInputError(f"unknown dataset {cfg.dataset!r}",
+                               fix=f"choose from {', '.join(sorted(DATASETS))} (PATH after ':')")
+    ds = DATASETS[name]
+    tax = ds.load(cfg, arg or None)
+    kind = cfg.features if cfg.features is not None else ds.default_features
+    if kind in TEXT_FEATURES:
+        tax.features = text_features(tax, kind, dim=cfg.feature_dim, model=cfg.text_encoder,
+                                     seed=cfg.gen_seed, progress=progress)
+    elif kind is not None:
+        tax.features = read_features(kind, tax)
+    return tax
+
+
+def dataset_items(cfg: "DataConfig", tax: Taxonomy) -> Optional[Tuple[List[str], np.ndarray]]:
+    """The dataset's built-in items ``(texts, category ids)``, or None."""
+    ds = DATASETS[cfg.dataset.partition(":")[0]]
+    return None if ds.items is None else ds.items(tax)
+
+
+def describe(cfg: "DataConfig") -> Dict[str, object]:
+    """Summary of a dataset without features: nodes, edges, depth, nodes with
+    several parents, leaves, closure pairs, items and their categories, and
+    the seconds it took to build."""
+    import time
+    t0 = time.perf_counter()
     name, _, arg = cfg.dataset.partition(":")
     if name not in DATASETS:
         raise HGraphInputError(f"unknown dataset {cfg.dataset!r}",
                                fix=f"choose from {', '.join(sorted(DATASETS))} (PATH after ':')")
     tax = DATASETS[name].load(cfg, arg or None)
-    if cfg.features is not None:
-        tax.features = read_features(cfg.features, tax)
-    return tax
+    build_s = time.perf_counter() - t0
+    out = dict(tax.summary())
+    out["multi_parent_nodes"] = int((np.bincount(tax.edges[:, 0], minlength=tax.num_nodes) > 1).sum())
+    out["has_text"] = tax.texts is not None
+    items = dataset_items(cfg, tax)
+    if items is not None:
+        out["items"] = len(items[0])
+        out["item_categories"] = int(len(np.unique(items[1])))
+    out["build_s"] = round(build_s, 2)
+    return out

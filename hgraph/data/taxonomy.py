@@ -103,6 +103,8 @@ class Taxonomy:
         root: id of the single root (virtual when the input had several).
         source: where the taxonomy came from (a path or a generator spec).
         keys: (N,) the external ids as read (strings), for mapping back.
+        texts: (N,) the text a text encoder reads for each node (name plus
+            description where the dataset has one), or None (names are used).
     """
 
     names: List[str]
@@ -113,6 +115,7 @@ class Taxonomy:
     virtual_root: bool = False
     features: Optional[np.ndarray] = None
     meta: Dict[str, object] = field(default_factory=dict)
+    texts: Optional[List[str]] = None
 
     # ------------------------------------------------------------------ build
     @classmethod

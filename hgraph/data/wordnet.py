@@ -34,6 +34,7 @@ after ``nouns`` only rebuilds the taxonomy.
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -141,9 +142,10 @@ def load_wordnet(which: str, root: str = WORDNET_DIR) -> Taxonomy:
     for off, nm in zip(offsets, names):
         tax.meta["offsets"][id_of[nm]] = off
     tax.meta["wordnet"] = "nouns"
-    if which == "nouns":
-        return tax
-    return _subtree(tax, "mammal.n.01", "mammals")
+    if which != "nouns":
+        tax = _subtree(tax, "mammal.n.01", "mammals")
+    tax.texts = synset_texts(tax, root)
+    return tax
 
 
 @lru_cache(maxsize=2)
@@ -199,51 +201,95 @@ def _subtree(tax: Taxonomy, top: str, label: str) -> Taxonomy:
     return sub
 
 
-def _glosses(root: str) -> Dict[str, str]:
-    """offset -> "lemma1 lemma2 ... gloss" for every synset of ``data.noun``."""
-    out: Dict[str, str] = {}
+def _split_gloss(gloss: str) -> Tuple[str, List[str]]:
+    """A wndb gloss -> (definition, example sentences).
+
+    Glosses read ``definition; "example one"; "example two"``; the examples
+    are the double-quoted parts (a definition may hold a semicolon itself)."""
+    examples = [m.strip() for m in re.findall(r'"([^"]+)"', gloss) if m.strip()]
+    definition = re.sub(r'"[^"]*"', "", gloss)
+    definition = re.sub(r"(\s*;\s*)+$", "", re.sub(r";\s*;", ";", definition)).strip(" ;")
+    return definition, examples
+
+
+@lru_cache(maxsize=2)
+def _synset_text(root: str, stamp) -> Dict[str, Tuple[Tuple[str, ...], str, Tuple[str, ...]]]:
+    """offset -> (lemmas, definition, example sentences) for every synset of ``data.noun``."""
+    out: Dict[str, Tuple[Tuple[str, ...], str, Tuple[str, ...]]] = {}
     for line in _open_lines(Path(root) / "data.noun"):
         if not line or line[0] == " ":
             continue
         head, _, gloss = line.partition(" | ")
         f = head.split()
         w_cnt = int(f[3], 16)
-        lemmas = [w.replace("_", " ") for w in f[4:4 + 2 * w_cnt:2]]
-        out[f[0]] = " ".join(lemmas) + " " + gloss.strip()
+        lemmas = tuple(w.replace("_", " ") for w in f[4:4 + 2 * w_cnt:2])
+        definition, examples = _split_gloss(gloss.strip())
+        out[f[0]] = (lemmas, definition, tuple(examples))
     return out
+
+
+def _text_table(root: str):
+    p = Path(root) / "data.noun"
+    stamp = (p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else None
+    return _synset_text(str(root), stamp)
+
+
+def _offsets(tax: Taxonomy) -> List[str]:
+    offs = tax.meta.get("offsets")
+    if offs is None:
+        raise HGraphInputError("WordNet text needs a WordNet taxonomy (synset offsets)",
+                               file=tax.source)
+    return offs
+
+
+def synset_texts(tax: Taxonomy, root: str = WORDNET_DIR) -> List[str]:
+    """(N,) node text: the synset's lemmas and the definition part of its gloss
+    ("dog, domestic dog, Canis familiaris: a member of the genus Canis ..."),
+    the quoted example sentences removed (they are items,
+    :func:`wordnet_items`; leaving them in the node text would leak test items
+    into the features)."""
+    table = _text_table(root)
+    out = []
+    for o in _offsets(tax):
+        lemmas, definition, _ = table.get(o, ((), "", ()))
+        out.append(", ".join(lemmas) + (": " + definition if definition else ""))
+    return out
+
+
+def wordnet_items(tax: Taxonomy, root: str = WORDNET_DIR) -> Tuple[List[str], np.ndarray]:
+    """The example sentences of the glosses as items: ``(texts, category ids)``.
+
+    The item is the word in context: ``"<lemma>: <sentence>"`` with the
+    synset's lemma that occurs in the sentence (the first lemma when none
+    does), as in word-sense placement.  Identical (text, synset) pairs are
+    kept once.
+    """
+    table = _text_table(root)
+    texts: List[str] = []
+    cats: List[int] = []
+    seen = set()
+    for i, o in enumerate(_offsets(tax)):
+        lemmas, _, examples = table.get(o, ((), "", ()))
+        for sent in examples:
+            low = sent.lower()
+            hit = [lm for lm in lemmas if lm.lower() in low]
+            word = max(hit, key=len) if hit else (lemmas[0] if lemmas else "")
+            t = f"{word}: {sent}"
+            if (t, i) not in seen:
+                seen.add((t, i))
+                texts.append(t)
+                cats.append(i)
+    return texts, np.asarray(cats, dtype=np.int64)
 
 
 def gloss_features(tax: Taxonomy, dim: int = 64, root: str = WORDNET_DIR,
                    seed: int = 0) -> np.ndarray:
-    """(num_nodes, dim) float32 text features of WordNet synsets.
-
-    Each synset's lemmas and gloss ("dog domestic dog Canis familiaris a
-    member of the genus Canis ...") -> TF-IDF over word unigrams and bigrams
-    (scikit-learn, sublinear tf, English stop words removed) -> truncated
-    SVD to ``dim`` components (LSA), rows L2-normalised.  This is what a user
-    with a text description per category would feed an encoder.  Glosses
-    often name the hypernym ("a terrestrial or aquatic flesh-eating mammal"),
-    so the features alone already place many synsets: the features-only
-    baseline measures how much.  Fitted on the synsets of ``tax`` only.
+    """(num_nodes, dim) float32 TF-IDF + SVD (LSA) features of the synsets' text
+    (:func:`synset_texts`: lemmas and definition, without the example
+    sentences), rows L2-normalised (:func:`hgraph.data.text.tfidf_features`).
+    Definitions often name the hypernym ("a terrestrial or aquatic
+    flesh-eating mammal"), so the features alone already place many synsets:
+    the features-only baseline measures how much.  Fitted on ``tax`` only.
     """
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    offs = tax.meta.get("offsets")
-    if offs is None:
-        raise HGraphInputError("gloss features need a WordNet taxonomy (synset offsets)",
-                               file=tax.source)
-    text = _glosses(root)
-    docs = [text.get(o, "") for o in offs]
-    # terms in one synset only are noise for an LSA space, but a tiny taxonomy keeps them
-    tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2 if len(docs) >= 100 else 1,
-                            sublinear_tf=True, stop_words="english").fit_transform(docs)
-    k = min(int(dim), tfidf.shape[0] - 1, tfidf.shape[1] - 1)
-    if k >= 1:
-        z = TruncatedSVD(n_components=k, random_state=seed).fit_transform(tfidf)
-    else:   # fewer terms or synsets than an SVD needs: the TF-IDF columns themselves
-        z = tfidf.toarray()[:, :dim]
-    if z.shape[1] < dim:
-        z = np.pad(z, ((0, 0), (0, dim - z.shape[1])))
-    norm = np.linalg.norm(z, axis=1, keepdims=True)
-    z = np.where(norm > 1e-8, z / np.maximum(norm, 1e-8), 0.0)   # a synset with no terms: 0
-    return z.astype(np.float32)
+    from hgraph.data.text import tfidf_features
+    return tfidf_features(synset_texts(tax, root), dim=dim, seed=seed)

