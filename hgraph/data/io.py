@@ -31,11 +31,14 @@ Auto-detection (``detect_format``) looks at the first non-blank line:
 * not comma- or tab-separated (e.g. ``;``) -> error naming the delimiter;
 * 5 columns -> ``curvlearn``;
 * 3 columns -> ``closure`` when the header starts ``id1,id2`` (or
-  ``hyponym,hypernym``), or the first row's third field is a non-integer
-  number (``1.0``), or both ids are non-integers and the third is a number;
+  ``hyponym,hypernym``, either order) or names a child, a parent and a
+  weight column (``child,parent,weight``), or the first row's third field
+  is a non-integer number (``1.0``), or both ids are non-integers and the
+  third is a number;
   otherwise ``curvlearn-shipped`` (so a headerless all-integer file, or one
   with a typo in one id, is read as the shipped tree and errors there);
-* 2 columns -> ``closure`` when the header is ``id1,id2``/``hyponym,hypernym``;
+* 2 columns -> ``closure`` when the header is ``id1,id2``/``hyponym,hypernym``/
+  ``descendant,ancestor`` (either order);
   ``edges`` when it is ``child,parent`` (or similar); without a header the
   whole file is read and it is ``closure`` iff the relation is transitively
   closed and has at least one 2-step path or a reflexive pair (an edge list
@@ -44,7 +47,17 @@ Auto-detection (``detect_format``) looks at the first non-blank line:
 Headers are optional everywhere; a first row is a header when its id fields
 are not integers (integer formats), when its words are known column names,
 or (string keys) when its key fields are non-integer while the rows after it
-are integers.
+are integers, or when a key field is a column name like ``child`` or
+``parent`` that no later row uses as a key.  A header is honoured in any
+column order and any case (``parent,child``, ``Child,Parent``,
+``id,parent_id``, ``parent_id,id``, ``ancestor,descendant``,
+``hypernym,hyponym,weight``, ``child_id,parent_id,child_level``, ...; see
+``_CHILD_NAMES``/``_PARENT_NAMES``).  A header whose names cannot be mapped
+to the format's columns is an error naming the accepted names, never a
+guess.  Without a header the columns are read in the order given above.
+
+Any path ending in ``.gz`` (taxonomy and feature files) is gzip-decompressed
+before it is decoded; a corrupt archive is an error like any other input.
 
 Every malformed input raises :class:`~hgraph.errors.HGraphInputError` with
 the file, the 1-based line and the cause.  Parsing is vectorised (pandas);
@@ -56,9 +69,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import os
 import re
+import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -83,16 +98,53 @@ _OTHER_DELIMS = (";", "|", ":", " ")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _PATH_RE = r"^0(-\d+)*$"
 _BLANK_LINE = re.compile(r"^[ \t]*$", re.MULTILINE)
-_CLOSURE_WORDS = {"id1", "id2", "weight", "hyponym", "hypernym", "w"}
-_EDGE_WORDS = {"child", "parent", "child_id", "parent_id", "node", "source", "target",
-               "src", "dst", "from", "to", "u", "v", "id", "cate_id", "parent_cate_id"}
-_HEADER_WORDS = _CLOSURE_WORDS | _EDGE_WORDS | set(CURVLEARN_HEADER) | set(SHIPPED_COLUMNS) | {
-    "level", "child_level"}
+# Accepted header names per column role, compared after _norm (case, spaces,
+# '_' and '-' ignored: "Parent ID", "parent_id" and "parentId" are one name).
+# A header may give the columns in any order; a header that names something
+# else is an error, never a guess.  The direction-neutral pairs (source/target,
+# from/to, u/v) read as child -> parent, the direction of an is-a edge.
+_CHILD_NAMES = ("child", "child_id", "child_key", "child_name", "id", "node", "node_id",
+                "key", "name", "kid", "cate_id", "descendant", "hyponym", "id1",
+                "source", "src", "from", "u")
+_PARENT_NAMES = ("parent", "parent_id", "parent_key", "parent_name", "parent_cate_id",
+                 "mum", "mom", "mother", "ancestor", "hypernym", "id2",
+                 "target", "dst", "to", "v")
+_WEIGHT_NAMES = ("weight", "w", "score")
+_LEVEL_NAMES = ("child_level", "level", "depth")
+_PAIR_ROLES = {"child": _CHILD_NAMES, "parent": _PARENT_NAMES}
+_CLOSURE_ROLES = {"child": _CHILD_NAMES, "parent": _PARENT_NAMES, "weight": _WEIGHT_NAMES}
+_SHIPPED_ROLES = {"parent_id": _PARENT_NAMES, "child_id": _CHILD_NAMES,
+                  "child_level": _LEVEL_NAMES}
+_CURVLEARN_ROLES = {c: (c,) for c in CURVLEARN_HEADER}
+
+
+def _norm(word: str) -> str:
+    """A header word as compared: lower case, without spaces, '_' and '-'."""
+    return re.sub(r"[\s_\-]+", "", word.strip().lower())
+
+
+# header words that make a 2-column file a closure (hyponym -> hypernym pairs)
+_CLOSURE_ID_WORDS = {_norm(w) for w in ("id1", "id2", "hyponym", "hypernym",
+                                        "descendant", "ancestor")}
+# column names that are unlikely node keys: a first line holding one of them
+# next to an unknown word is an unrecognised header, not a data row
+_STRONG_WORDS = {_norm(w) for w in ("child", "parent", "child_id", "parent_id", "child_key",
+                                    "parent_key", "child_name", "parent_name",
+                                    "parent_cate_id", "descendant", "ancestor",
+                                    "hyponym", "hypernym", "id1", "id2")}
+_HEADER_WORDS = {_norm(w) for w in (_CHILD_NAMES + _PARENT_NAMES + _WEIGHT_NAMES
+                                    + _LEVEL_NAMES + CURVLEARN_HEADER + SHIPPED_COLUMNS)}
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 # --------------------------------------------------------------------------- text
 def _read_text(path: PathLike) -> Tuple[str, str]:
-    """Read ``path`` as UTF-8 (a BOM is stripped).  Returns (text, display name)."""
+    """Read ``path`` as UTF-8 text.  Returns (text, display name).
+
+    A path ending in ``.gz`` is decompressed first (whole file, in memory).
+    A UTF-8 BOM is stripped and line ends become ``\\n``, so line numbers in
+    errors count the lines of the (decompressed) text.
+    """
     src = str(path)
     p = Path(path)
     if not p.exists():
@@ -103,6 +155,13 @@ def _read_text(path: PathLike) -> Tuple[str, str]:
         data = p.read_bytes()
     except OSError as e:
         raise HGraphInputError(f"cannot read the file: {e.strerror}", file=src) from None
+    if src.lower().endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+            raise HGraphInputError(f"not a valid gzip file: {e}", file=src,
+                                   fix="recompress it with gzip, or drop the .gz suffix "
+                                       "for a plain text file") from None
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -113,9 +172,12 @@ def _read_text(path: PathLike) -> Tuple[str, str]:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        fix = "save the file as UTF-8"
+        if data.startswith(_GZIP_MAGIC):
+            fix = "the file looks gzip-compressed: give it a .gz suffix, or decompress it"
         raise HGraphInputError(
             f"bytes are not valid UTF-8 (byte 0x{data[e.start]:02x} at column {col})",
-            file=src, line=line, fix="save the file as UTF-8") from None
+            file=src, line=line, fix=fix) from None
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
@@ -335,15 +397,70 @@ def _second_rows(text: str, delim: str, k: int = 50) -> List[List[str]]:
 
 
 def _pair_header(fields: List[str], text: str, delim: str) -> bool:
-    """Header rule for the string-key formats (edges, closure)."""
-    low = [f.lower() for f in fields]
+    """Header rule for the string-key formats (edges, closure).
+
+    The first line is a header when all its words are known column names,
+    when its key fields are non-integers while the rows after it are
+    integers, or when a key field is a column name such as ``child`` or
+    ``parent`` that no later row uses as a key (``child,mum`` followed by
+    string rows): then :func:`_header_columns` reports what it cannot map.
+    """
+    low = [_norm(f) for f in fields]
     if all(f in _HEADER_WORDS for f in low):
         return True
     keys = fields[:2]
     if any(_is_int(f) for f in keys):
         return False
     rest = _second_rows(text, delim)
-    return bool(rest) and all(len(r) >= 2 and _is_int(r[0]) and _is_int(r[1]) for r in rest)
+    if bool(rest) and all(len(r) >= 2 and _is_int(r[0]) and _is_int(r[1]) for r in rest):
+        return True
+    strong = [f for f in keys if _norm(f) in _STRONG_WORDS]
+    return bool(strong) and not any(_used_as_key(text, delim, f) for f in strong)
+
+
+def _used_as_key(text: str, delim: str, word: str) -> bool:
+    """Whether ``word`` is a whole field on some line after the first non-blank one."""
+    idx, _ = _first_line(text)
+    start = 0
+    for _ in range(idx + 1):
+        nl = text.find("\n", start)
+        if nl < 0:
+            return False
+        start = nl + 1
+    d = re.escape(delim)
+    pad = "[ ]*" if delim == "\t" else "[ \t]*"
+    pat = re.compile(rf"(?:^|{d}){pad}{re.escape(word)}{pad}(?:{d}|$)", re.MULTILINE)
+    return pat.search(text, start) is not None
+
+
+def _header_columns(fields: List[str], roles: Dict[str, Sequence[str]], kinds: Dict[str, str],
+                    src: str, lineno: int, what: str) -> List[Tuple[str, str]]:
+    """(role, kind) of each header field, in file order.
+
+    ``roles`` maps each role (a column of the format) to its accepted names;
+    every role must be named exactly once, in any order and any case.
+    Anything else raises a one-line error that lists the accepted names.
+    """
+    lookup = {_norm(n): role for role, names in roles.items() for n in names}
+    got = [lookup.get(_norm(f)) for f in fields]
+    if None not in got and sorted(got) == sorted(roles):
+        return [(r, kinds[r]) for r in got]
+    unknown = [f for f, r in zip(fields, got) if r is None]
+    if unknown:
+        why = "unknown column name" + ("s " if len(unknown) > 1 else " ") + \
+            ", ".join(repr(f) for f in unknown)
+    else:
+        twice = sorted({r for r in got if got.count(r) > 1})
+        missing = [r for r in roles if r not in got]
+        why = "; ".join(
+            ([f"two columns name the {', '.join(twice)}"] if twice else [])
+            + ([f"no column names the {', '.join(missing)}"] if missing else []))
+    accepted = "; ".join(f"{role}: {', '.join(names)}" for role, names in roles.items())
+    default = ",".join(roles)
+    raise HGraphInputError(
+        f"unrecognised header {','.join(fields)!r}: {why}, so {what}", file=src, line=lineno,
+        fix=f"accepted names, in any order and case: {accepted}; or drop the header line "
+            f"to read the columns as {default}")
 
 
 # ----------------------------------------------------------------- detection
@@ -358,13 +475,16 @@ def _detect(text: str, src: str):
     idx, first = _first_line(text)
     delim = _sniff(first, src, idx + 1)
     fields = _split(first, delim)
-    low = [f.lower() for f in fields]
+    low = [_norm(f) for f in fields]
     n = len(fields)
     if n == 5:
         return "curvlearn", None
     if n == 3:
-        if low[:2] in (["id1", "id2"], ["hyponym", "hypernym"]):
+        if all(f in _CLOSURE_ID_WORDS for f in low[:2]):
             return "closure", None
+        lookup = {_norm(w): r for r, names in _CLOSURE_ROLES.items() for w in names}
+        if sorted(lookup.get(f, "") for f in low) == sorted(_CLOSURE_ROLES):
+            return "closure", None  # e.g. child,parent,weight
         if all(f in _HEADER_WORDS for f in low):
             return "curvlearn-shipped", None
         ints = [_is_int(f) for f in fields]
@@ -372,8 +492,8 @@ def _detect(text: str, src: str):
             return "closure", None  # a float weight, or string ids with a weight
         return "curvlearn-shipped", None
     if n == 2:
-        if low in (["id1", "id2"], ["hyponym", "hypernym"]):
-            return "closure", None
+        if all(f in _CLOSURE_ID_WORDS for f in low):
+            return "closure", None  # id1,id2 / hypernym,hyponym / descendant,ancestor
         if all(f in _HEADER_WORDS for f in low):
             return "edges", None
         table = _parse_pairs(text, src, "edges", delim=delim)
@@ -501,8 +621,11 @@ def _read_shipped(text: str, src: str) -> Taxonomy:
     delim = _sniff(first, src, idx + 1, ncols=3, fmt=fmt)
     fields = _split(first, delim)
     header = not any(_is_int(f) for f in fields)
-    t = _parse_table(text, src, [(c, "int") for c in SHIPPED_COLUMNS],
-                     delim=delim, header=header, fmt=fmt)
+    columns = [(c, "int") for c in SHIPPED_COLUMNS]
+    if header:
+        columns = _header_columns(fields, _SHIPPED_ROLES, dict(columns), src, idx + 1,
+                                  "the parent, child and level columns are unknown")
+    t = _parse_table(text, src, columns, delim=delim, header=header, fmt=fmt)
     par, chi, lev = t.cols["parent_id"], t.cols["child_id"], t.cols["child_level"]
     _check_self_loops(chi, par, t.lines, src)
     _check_one_parent(chi, par, t.lines, src, lev)
@@ -599,9 +722,11 @@ def _read_curvlearn(text: str, src: str) -> Taxonomy:
     delim = _sniff(first, src, idx + 1, ncols=5, fmt=fmt)
     fields = _split(first, delim)
     header = len(fields) < 2 or not _is_int(fields[1])
-    kinds = ["str", "int", "str", "int", "int"]
-    t = _parse_table(text, src, list(zip(CURVLEARN_HEADER, kinds)), delim=delim,
-                     header=header, fmt=fmt)
+    columns = list(zip(CURVLEARN_HEADER, ["str", "int", "str", "int", "int"]))
+    if header:
+        columns = _header_columns(fields, _CURVLEARN_ROLES, dict(columns), src, idx + 1,
+                                  "the CurvLearn columns are unknown")
+    t = _parse_table(text, src, columns, delim=delim, header=header, fmt=fmt)
     cate = pd.Series(t.cols["cate"], dtype=object)
     pcate = pd.Series(t.cols["parent_cate"], dtype=object)
     cid, pid, lev = t.cols["cate_id"], t.cols["parent_cate_id"], t.cols["level"]
@@ -660,7 +785,6 @@ def _parse_pairs(text: str, src: str, fmt: str, delim: Optional[str] = None) -> 
     if delim is None:
         delim = _sniff(first, src, idx + 1, fmt=fmt)
     fields = _split(first, delim)
-    header = _pair_header(fields, text, delim)
     n = len(fields)
     if fmt == "closure" and n == 3:
         columns = [("child", "str"), ("parent", "str"), ("weight", "float")]
@@ -670,6 +794,13 @@ def _parse_pairs(text: str, src: str, fmt: str, delim: Optional[str] = None) -> 
         raise HGraphInputError(
             f"expected {len(columns)} {_DELIMS[delim]}-separated columns, found {n}",
             file=src, line=idx + 1, fix=f"columns are {_columns_doc(fmt)}")
+    header = _pair_header(fields, text, delim)
+    if header:
+        roles = _CLOSURE_ROLES if n == 3 else _PAIR_ROLES
+        what = ("the hyponym (child) and hypernym (parent) columns are unknown"
+                if fmt == "closure" else
+                "the child and parent columns are unknown")
+        columns = _header_columns(fields, roles, dict(columns), src, idx + 1, what)
     return _parse_table(text, src, columns, delim=delim, header=header, fmt=fmt)
 
 
@@ -826,7 +957,8 @@ def read_features(path: PathLike, tax: Taxonomy) -> np.ndarray:
     """Node features ``(N, F)`` float32, row ``i`` for node id ``i``.
 
     ``.npy``: rows already in node-id order.  ``.npz``: arrays ``ids`` and
-    ``x``.  Anything else: CSV/TSV ``id,f1,...,fk`` with an optional header;
+    ``x``.  Anything else (``.gz`` decompressed first): CSV/TSV
+    ``id,f1,...,fk`` with an optional header;
     ids match the taxonomy's keys (first) or names.  A virtual root may be
     left out (its row is zeros); every other node needs a row.
     """
@@ -890,21 +1022,30 @@ def read_features(path: PathLike, tax: Taxonomy) -> np.ndarray:
     return _finish_features(x, ids, tax, src, line_of, None)
 
 
-def _match_ids(raw: np.ndarray, tax: Taxonomy, src: str, line_of, where_of) -> np.ndarray:
-    """Node id per raw id: a key match first, else a name match, else -1 -> error."""
+def _node_ids(raw: np.ndarray, tax: Taxonomy) -> np.ndarray:
+    """(M,) int64 node id per label in ``raw`` (M,): a key match first, else a
+    name match (the first node with that name), else -1."""
+    raw_index = pd.Index(np.asarray(raw, dtype=object))
+
     def lookup(labels: Sequence[str]) -> np.ndarray:
         index = pd.Index(labels)
         if index.is_unique:
-            return index.get_indexer(pd.Index(raw))
+            return index.get_indexer(raw_index).astype(np.int64)
         d: Dict[str, int] = {}
         for i, lab in enumerate(labels):
             d.setdefault(lab, i)
-        return np.asarray([d.get(r, -1) for r in raw], dtype=np.int64)
+        return np.asarray([d.get(r, -1) for r in raw_index], dtype=np.int64)
 
     ids = lookup(tax.names)
     if tax.keys is not None:
         by_key = lookup(tax.keys)
         ids = np.where(by_key >= 0, by_key, ids)
+    return ids
+
+
+def _match_ids(raw: np.ndarray, tax: Taxonomy, src: str, line_of, where_of) -> np.ndarray:
+    """Node id per raw id: a key match first, else a name match, else -1 -> error."""
+    ids = _node_ids(raw, tax)
     bad = np.flatnonzero(ids < 0)
     if len(bad):
         i = int(bad[0])

@@ -1,6 +1,7 @@
 """Readers, writers and the bad-input corpus of hgraph.data.io."""
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from pathlib import Path
@@ -54,6 +55,8 @@ BAD_CASES = {
     "features_missing_rows.csv": ({}, None, ["missing", "'4', '5', '6'"]),
     "features_duplicate_id.csv": ({}, 8, ["two feature rows", "line 3"]),
     "features_non_numeric.csv": ({}, 3, ["number", "'abc'"]),
+    "edges_unknown_header.csv": ({}, 1, ["unrecognised header", "'term'", "'broader_term'",
+                                         "accepted names", "parent_id"]),
 }
 
 
@@ -417,3 +420,193 @@ def test_features_npy_and_npz(tmp_path):
     np.savez(tmp_path / "noids.npz", x=x)
     with pytest.raises(HGraphInputError, match="'ids' and 'x'"):
         read_features(tmp_path / "noids.npz", tax)
+
+
+# ------------------------------------------------------- header column order
+# a 4-node tree: r <- a, r <- b, a <- c (child <- parent)
+_TREE4 = [("a", "r"), ("b", "r"), ("c", "a")]
+
+
+def _parent_map(tax: Taxonomy):
+    """(root name, {name: sorted parent names}) over all nodes."""
+    return tax.names[tax.root], {tax.names[i]: sorted(tax.names[p] for p in tax.parents(i))
+                                 for i in range(tax.num_nodes)}
+
+
+@pytest.mark.parametrize("header,order", [
+    ("child,parent", "cp"), ("parent,child", "pc"), ("Parent,Child", "pc"),
+    ("CHILD,PARENT", "cp"), ("id,parent", "cp"), ("parent,id", "pc"),
+    ("node,parent", "cp"), ("child_id,parent_id", "cp"), ("parent_id,child_id", "pc"),
+    ("id,parent_id", "cp"), ("parent_id,id", "pc"), ("Parent ID,Node", "pc"),
+    ("source,target", "cp"), ("target,source", "pc"),
+])
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_edges_header_column_order_is_honoured(tmp_path, header, order, sep):
+    rows = [(c, p) if order == "cp" else (p, c) for c, p in _TREE4]
+    p = tmp_path / "t.txt"
+    p.write_text(header.replace(",", sep) + "\n" + "".join(f"{a}{sep}{b}\n" for a, b in rows))
+    ref = Taxonomy.from_edges([c for c, _ in _TREE4], [q for _, q in _TREE4])
+    for fmt in ("auto", "edges"):
+        tax = read_taxonomy(p, format=fmt)
+        assert tax.meta["format"] == "edges"
+        assert tax.num_nodes == 4 and not tax.virtual_root and tax.is_tree
+        assert _parent_map(tax) == _parent_map(ref) == (
+            "r", {"r": [], "a": ["r"], "b": ["r"], "c": ["a"]})
+
+
+def test_parent_child_and_child_parent_give_the_same_taxonomy(tmp_path):
+    pc, cp = tmp_path / "pc.csv", tmp_path / "cp.csv"
+    pc.write_text("parent,child\n" + "".join(f"{q},{c}\n" for c, q in _TREE4))
+    cp.write_text("child,parent\n" + "".join(f"{c},{q}\n" for c, q in _TREE4))
+    a, b = read_taxonomy(pc), read_taxonomy(cp)
+    assert _parent_map(a) == _parent_map(b)
+    assert a.names[a.root] == "r" and len(a.edges) == len(b.edges) == 3
+
+
+def test_integer_id_parent_id_header(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("id,parent_id\n1,0\n2,0\n3,1\n")
+    q = tmp_path / "r.csv"
+    q.write_text("parent_id,id\n0,1\n0,2\n1,3\n")
+    for path in (p, q):
+        tax = read_taxonomy(path)
+        assert tax.meta["format"] == "edges" and tax.keys[tax.root] == "0"
+        assert {k: tax.keys[int(tax.parents(i)[0])] for i, k in enumerate(tax.keys)
+                if i != tax.root} == {"1": "0", "2": "0", "3": "1"}
+
+
+@pytest.mark.parametrize("header,swap", [
+    ("id1,id2,weight", False), ("id2,id1,weight", True), ("hypernym,hyponym,weight", True),
+    ("descendant,ancestor,weight", False), ("ancestor,descendant,weight", True),
+    ("child,parent,weight", False), ("parent,child,w", True), ("weight,ancestor,descendant", None),
+])
+def test_closure_header_column_order_is_honoured(tmp_path, header, swap):
+    ref = read_taxonomy(GOOD / "closure_small.csv")
+    rows = (GOOD / "closure_small.csv").read_text().splitlines()[1:]
+    out = []
+    for r in rows:
+        c, q, w = r.split(",")
+        out.append(f"{w},{q},{c}" if swap is None else f"{q},{c},{w}" if swap else r)
+    p = tmp_path / "c.csv"
+    p.write_text(header + "\n" + "\n".join(out) + "\n")
+    tax = read_taxonomy(p)
+    assert tax.meta["format"] == "closure"
+    assert _parent_map(tax) == _parent_map(ref)
+    assert tax.closure.nnz == ref.closure.nnz == 13
+
+
+@pytest.mark.parametrize("header", ["ancestor,descendant", "descendant,ancestor",
+                                    "Hypernym,Hyponym"])
+def test_two_column_closure_header_either_order(tmp_path, header):
+    first = header.split(",")[0].lower()
+    rev = first in ("ancestor", "hypernym")
+    pairs = [("b", "a"), ("c", "b"), ("c", "a")]
+    p = tmp_path / "c.csv"
+    p.write_text(header + "\n" + "".join(f"{q},{c}\n" if rev else f"{c},{q}\n"
+                                         for c, q in pairs))
+    tax = read_taxonomy(p)
+    assert tax.meta["format"] == "closure"
+    assert _parent_map(tax) == ("a", {"a": [], "b": ["a"], "c": ["b"]})
+
+
+def test_shipped_header_in_another_order(tmp_path):
+    rows = [r.split(",") for r in (GOOD / "shipped_bom.csv").read_text(encoding="utf-8-sig")
+            .splitlines()]
+    p = tmp_path / "s.csv"
+    p.write_text("child_level,child_id,parent_id\n"
+                 + "".join(f"{lv},{c},{q}\n" for q, c, lv in rows))
+    tax = read_taxonomy(p, format="curvlearn-shipped")
+    assert _tree_signature(tax) == _tree_signature(read_taxonomy(GOOD / "shipped_bom.csv"))
+
+
+def test_curvlearn_header_in_another_order(tmp_path):
+    df = __import__("pandas").read_csv(GOOD / "curvlearn_small.csv", dtype=str)
+    p = tmp_path / "c.csv"
+    df[["level", "parent_cate_id", "cate", "parent_cate", "cate_id"]].to_csv(p, index=False)
+    tax = read_taxonomy(p)
+    assert tax.meta["format"] == "curvlearn"
+    assert _tree_signature(tax) == _tree_signature(_small())
+
+
+@pytest.mark.parametrize("text,fmt,words", [
+    ("foo,bar\n1,0\n2,0\n", "auto", ["'foo', 'bar'", "child: child"]),
+    ("foo,bar\n1,0\n2,0\n", "edges", ["'foo', 'bar'", "parent: parent"]),
+    ("child,mum2\nb,a\nc,b\n", "auto", ["'mum2'"]),
+    ("parent,mum2\nb,a\n", "edges", ["'mum2'"]),
+    ("id,name\n1,0\n", "edges", ["two columns name the child", "no column names the parent"]),
+    ("id1,id2,size\nb,a,1\n", "closure", ["'size'", "weight: weight"]),
+    ("id1,level\nb,a\n", "closure", ["'level'"]),
+    ("pid,cid,lvl\n100,1,1\n", "auto", ["'pid', 'cid', 'lvl'", "child_level: child_level"]),
+    ("a,b,c,d,e\n0-0,1,0,100,1\n", "auto", ["'a', 'b'", "cate_id: cate_id"]),
+])
+def test_unknown_header_is_one_line_error(tmp_path, text, fmt, words):
+    p = tmp_path / "hdr.csv"
+    p.write_text(text)
+    with pytest.raises(HGraphInputError) as ei:
+        read_taxonomy(p, format=fmt)
+    msg = str(ei.value)
+    assert ei.value.line == 1 and msg.startswith(f"{p}:1: unrecognised header ")
+    assert "\n" not in msg and "accepted names" in msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_column_words_used_as_keys_are_data(tmp_path):
+    p = tmp_path / "e.csv"
+    # 'parent' is a key on line 2, so line 1 is data, not a header
+    p.write_text("parent,root\nchild,parent\n")
+    tax = read_taxonomy(p, format="edges")
+    assert _parent_map(tax) == ("root", {"root": [], "parent": ["root"], "child": ["parent"]})
+
+
+# ----------------------------------------------------------------------- gzip
+def _gz(src: Path, dst: Path) -> Path:
+    dst.write_bytes(gzip.compress(src.read_bytes()))
+    return dst
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in GOOD.iterdir()
+                                        if not p.name.startswith("features")))
+def test_gzipped_taxonomy_reads_like_plain(tmp_path, name):
+    plain = read_taxonomy(GOOD / name)
+    gz = read_taxonomy(_gz(GOOD / name, tmp_path / (name + ".gz")))
+    assert detect_format(tmp_path / (name + ".gz")) == plain.meta["format"]
+    assert gz.names == plain.names and gz.keys == plain.keys and gz.root == plain.root
+    assert np.array_equal(gz.edges, plain.edges)
+    assert gz.meta["format"] == plain.meta["format"]
+    assert gz.source == str(tmp_path / (name + ".gz"))
+
+
+def test_gzipped_features_read_like_plain(tmp_path):
+    tax = _small()
+    x = read_features(_gz(GOOD / "features_small.csv", tmp_path / "f.csv.GZ"), tax)
+    assert np.array_equal(x, read_features(GOOD / "features_small.csv", tax))
+
+
+def test_gzipped_bad_file_names_the_same_line(tmp_path):
+    p = _gz(BAD / "self_loop_after_blank_lines_crlf.csv", tmp_path / "loop.csv.gz")
+    with pytest.raises(HGraphInputError, match=r"loop.csv.gz:5: self-loop"):
+        read_taxonomy(p)
+
+
+@pytest.mark.parametrize("kind", ["not_gzip", "truncated", "bad_crc"])
+def test_corrupt_gzip_is_one_line_error(tmp_path, kind):
+    good = gzip.compress((GOOD / "edges_header.tsv").read_bytes())
+    data = {"not_gzip": b"child,parent\nb,a\n",
+            "truncated": good[: len(good) // 2],
+            "bad_crc": good[:-8] + bytes(8)}[kind]
+    p = tmp_path / "broken.tsv.gz"
+    p.write_bytes(data)
+    for read in (read_taxonomy, lambda q: read_features(q, _small())):
+        with pytest.raises(HGraphInputError) as ei:
+            read(p)
+        msg = str(ei.value)
+        assert msg.startswith(f"{p}: not a valid gzip file")
+        assert "\n" not in msg
+    assert sorted(os.listdir(tmp_path)) == ["broken.tsv.gz"]
+
+
+def test_gzip_without_suffix_gets_a_hint(tmp_path):
+    p = _gz(GOOD / "edges_header.tsv", tmp_path / "e.tsv")
+    with pytest.raises(HGraphInputError, match="looks gzip-compressed"):
+        read_taxonomy(p)
