@@ -196,6 +196,12 @@ def read_items(path: PathLike, tax: Taxonomy) -> Items:
         fail_at(~split_low.isin(SPLITS).to_numpy(),
                 lambda i: f"bad split {given[i]!r}: expected one of {', '.join(SPLITS)}")
         split = split_low.to_numpy(dtype=object)
+        # an item's rows (one per category) share one split, or its text would
+        # be trained on and tested at once
+        first = pd.Series(split).groupby(texts.to_numpy()).transform("first").to_numpy()
+        fail_at(first != split, lambda i: f"item {_short(texts[i])!r} is in split "
+                f"{split[i]!r} here but {first[i]!r} on an earlier line: every row of an "
+                f"item needs the same split")
     _check_duplicates(texts, ids, line_arr, tax, src)
     return Items(texts=texts.tolist(), category=ids, split=split, source=src)
 

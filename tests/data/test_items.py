@@ -198,3 +198,20 @@ def test_items_shapes_are_checked():
         Items(["a", "b"], [0], None)
     empty = Items([], np.zeros(0, dtype=np.int64), None)
     assert len(empty) == 0 and empty.item_ids().shape == (0,)
+
+
+def test_rows_of_one_item_must_share_a_split(tmp_path):
+    """An item in train with one category and test with another would leak."""
+    from hgraph.data.items import read_items
+    from hgraph.data.taxonomy import Taxonomy
+    from hgraph.errors import HGraphInputError
+    tax = Taxonomy.from_edges(["a", "b"], ["r", "r"])
+    f = tmp_path / "items.csv"
+    f.write_text("text,category,split\nx,a,train\ny,a,test\nx,b,test\n")
+    with pytest.raises(HGraphInputError) as e:
+        read_items(f, tax)
+    msg = str(e.value)
+    assert "\n" not in msg and f"{f}:4" in msg and "same split" in msg
+    f.write_text("text,category,split\nx,a,train\ny,a,test\nx,b,train\n")
+    items = read_items(f, tax)
+    assert list(items.split) == ["train", "test", "train"]
