@@ -57,8 +57,10 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--optimizer", choices=["radam", "rsgd"], default="radam")
     ap.add_argument("--negatives", type=int, default=50)
-    ap.add_argument("--burnin", type=int, default=10, help="epochs at lr / --burnin-factor")
-    ap.add_argument("--burnin-factor", type=float, default=10.0)
+    ap.add_argument("--burnin", type=int, default=10, help="epochs at lr / --burnin-lr-divisor")
+    ap.add_argument("--burnin-lr-divisor", type=float, default=10.0,
+                    help="burn-in epochs run at lr / this (>= 1; poincare-embeddings' "
+                         "-burnin_multiplier 0.01 is 100 here)")
     ap.add_argument("--lr-schedule", choices=["constant", "linear"], default="constant",
                     help="after burn-in: constant lr, or linear decay over --epochs")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float64")
@@ -110,12 +112,12 @@ def main(argv=None) -> int:
                      embedder=direct, embed_all=embed_all)
     cfg = TrainConfig(loss="ranking", epochs=a.epochs, lr=a.lr, optimizer=a.optimizer,
                       batch_size=a.batch, negatives=a.negatives, burnin=a.burnin,
-                      burnin_factor=a.burnin_factor, lr_schedule=a.lr_schedule,
+                      burnin_lr_divisor=a.burnin_lr_divisor, lr_schedule=a.lr_schedule,
                       checkpoint_every=0, eval_every=10 ** 9)
     setup_s = time.perf_counter() - t0
     header = (f"{a.dataset}: {tax.num_nodes:,} nodes, {len(pairs):,} closure pairs; dim {a.dim}, "
               f"{a.optimizer} lr {a.lr} ({a.lr_schedule}), batch {a.batch}, "
-              f"{a.negatives} negatives, burn-in {a.burnin} epochs at lr/{a.burnin_factor:g}, {a.dtype}, "
+              f"{a.negatives} negatives, burn-in {a.burnin} epochs at lr/{a.burnin_lr_divisor:g}, {a.dtype}, "
               f"{torch.get_num_threads()} thread(s), seed {a.seed}")
     print(header, flush=True)
     print(f"{'epoch':>6} {'train min':>9} {'loss':>8} {'MR':>8} {'MAP':>7} {'eval s':>7} ranking",

@@ -126,8 +126,13 @@ class TrainConfig:
     weight_decay: float = opt(0.0, "weight decay on Euclidean parameters")
     batch_size: int = opt(1024, "positive pairs per step")
     negatives: int = opt(50, "negatives per positive")
-    burnin: int = opt(2, "burn-in epochs at lr / burnin_factor")
-    burnin_factor: float = opt(10.0, "learning-rate divisor during burn-in")
+    burnin: int = opt(2, "burn-in epochs at lr / burnin_lr_divisor")
+    burnin_lr_divisor: float = opt(10.0, "burn-in epochs run at lr / this (>= 1; "
+                                   "poincare-embeddings' -burnin_multiplier 0.01 is 100 here)")
+    lr_unit: str = opt("batch", "what --lr is a rate of: batch (the step's loss is the mean over "
+                       "its pairs) or pair (the step's loss is summed over its positive pairs, "
+                       "as poincare-embeddings and gensim; a change of batch size keeps plain "
+                       "SGD's dynamics)", choices=lambda: ["batch", "pair"])
     lr_schedule: str = opt("constant", "learning rate after burn-in: constant, or linear decay "
                            "(epoch e of the n after burn-in runs at lr * (n - e) / n)",
                            choices=lambda: ["constant", "linear"])
@@ -139,6 +144,11 @@ class TrainConfig:
                           "and descendants)", choices=lambda: ["ancestors", "related"])
     # loop
     patience: int = opt(0, "early stopping on validation metric (0 = off)")
+    loss_patience: int = opt(0, "early stopping on the training loss (0 = off): after burn-in, "
+                             "stop when the epoch loss has not fallen below (1 - loss_min_delta) "
+                             "x its best so far for this many epochs in a row")
+    loss_min_delta: float = opt(1e-4, "relative fall of the epoch loss that --loss-patience "
+                                "counts as progress")
     eval_every: int = opt(5, "validation every N epochs")
     checkpoint_every: int = opt(10, "checkpoint every N epochs (0 = only at the end)")
     max_bad_steps: int = opt(20, "stop after this many non-finite steps in a row")
@@ -210,22 +220,27 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
 #: version of the config layout written into every ``config.json``.
 #: 1 (no ``version`` key): sampling and regulariser keys in ``train``; the
 #: regulariser applied to the ramen encoder only (its λ default 1.0 was
-#: ignored by every other encoder).  2: sections ``sampling`` and ``reg``;
-#: the regulariser applies to any encoder with ``reg_lambda > 0``.
+#: ignored by every other encoder); ``train.burnin_factor``.  2: sections
+#: ``sampling`` and ``reg``; the regulariser applies to any encoder with
+#: ``reg_lambda > 0``; ``train.burnin_lr_divisor`` (the same divisor, renamed
+#: so that it is not read as poincare-embeddings' ``-burnin_multiplier``).
 CONFIG_VERSION = 2
 _MOVED_V1 = {"sampling": ("fanouts", "full_batch", "hide_supervision"),
              "reg": ("reg_lambda", "reg_kinds", "reg_warmup", "reg_margin", "hard_negatives")}
+#: ``train`` keys version 2 renamed: old name -> new name
+_RENAMED_V1 = {"burnin_factor": "burnin_lr_divisor"}
 
 
 def upgrade(d: Dict[str, Any], source: str = "<config>") -> Dict[str, Any]:
     """A config dict of any earlier version in the current layout (a copy).
 
     A dict without ``version`` is version 1 when its ``train`` section holds a
-    key that version 2 moved (every version-1 ``config.json`` does), else the
-    current version (a YAML file or flags typed by a user).
+    key that version 2 moved or renamed (every version-1 ``config.json`` does),
+    else the current version (a YAML file or flags typed by a user).
 
     Version 1 -> 2: ``train.{fanouts, full_batch, hide_supervision}`` move to
-    ``sampling``, ``train.{reg_*, hard_negatives}`` to ``reg``; a version-1
+    ``sampling``, ``train.{reg_*, hard_negatives}`` to ``reg``,
+    ``train.burnin_factor`` becomes ``train.burnin_lr_divisor``; a version-1
     run of an encoder other than ramen never used its regulariser, so its
     ``reg_lambda`` becomes 0 (the run it describes is the run it was).
     """
@@ -233,7 +248,7 @@ def upgrade(d: Dict[str, Any], source: str = "<config>") -> Dict[str, Any]:
     version = d.pop("version", None)
     if version is None:      # a run folder of version 1, or a dict typed by a user (current)
         train = d.get("train") if isinstance(d.get("train"), dict) else {}
-        moved = {k for keys in _MOVED_V1.values() for k in keys}
+        moved = {k for keys in _MOVED_V1.values() for k in keys} | set(_RENAMED_V1)
         version = 1 if moved & set(train) else CONFIG_VERSION
     if not isinstance(version, int) or isinstance(version, bool) or \
             not 1 <= version <= CONFIG_VERSION:
@@ -241,14 +256,19 @@ def upgrade(d: Dict[str, Any], source: str = "<config>") -> Dict[str, Any]:
                                fix=f"this hgraph reads versions 1..{CONFIG_VERSION}")
     if version == 1:
         train = d.get("train")
+        v1_lambda = False           # reg_lambda came from version 1's train section
         if isinstance(train, dict):
+            v1_lambda = "reg_lambda" in train
             for sec, keys in _MOVED_V1.items():
                 moved = {k: train.pop(k) for k in keys if k in train}
                 if moved:
                     d.setdefault(sec, {}).update(moved)
+            for old_key, new_key in _RENAMED_V1.items():
+                if old_key in train:
+                    train[new_key] = train.pop(old_key)
         model = d.get("model") if isinstance(d.get("model"), dict) else {}
-        if model.get("encoder", ModelConfig.encoder) != "ramen" and isinstance(d.get("reg"), dict) \
-                and "reg_lambda" in d["reg"]:
+        if model.get("encoder", ModelConfig.encoder) != "ramen" and v1_lambda \
+                and isinstance(d.get("reg"), dict):
             d["reg"]["reg_lambda"] = 0.0
     return d
 
@@ -399,6 +419,15 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
         bad(f"train.lr must be > 0, got {t.lr}")
     if t.burnin < 0:
         bad(f"train.burnin must be >= 0, got {t.burnin}")
+    if not t.burnin_lr_divisor >= 1:
+        bad(f"train.burnin_lr_divisor must be >= 1 (burn-in runs at lr / it, so below 1 "
+            f"burn-in would be faster than training), got {t.burnin_lr_divisor:g}",
+            fix="it divides the rate: poincare-embeddings' -burnin_multiplier m is "
+                "--burnin-lr-divisor 1/m, e.g. 0.01 -> 100")
+    if t.loss_patience < 0:
+        bad(f"train.loss_patience must be >= 0 (0 = off), got {t.loss_patience}")
+    if not 0 <= t.loss_min_delta < 1:
+        bad(f"train.loss_min_delta must be in [0, 1), got {t.loss_min_delta:g}")
     for name in ("val_frac", "test_frac", "inductive_frac"):
         v = getattr(dcfg, name)
         if not 0 <= v < 1:

@@ -271,12 +271,18 @@ class TrainData:
 
 @dataclass
 class TrainResult:
+    """``stopped_early``: training ended before ``epochs`` by early stopping
+    (``patience`` on validation AP, or ``loss_patience`` on the training
+    loss); ``stop_reason`` says which, in words (None when it ran to the end).
+    The last history record of an early stop holds ``stopped_early: True``."""
     history: List[Dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
     best_val: float = float("nan")
     bad_steps: int = 0
     train_time_s: float = 0.0
     epochs_run: int = 0
+    stopped_early: bool = False
+    stop_reason: Optional[str] = None
 
 
 class _Optimizers:
@@ -373,11 +379,14 @@ def load_optimizer_state(opt, state: Dict[str, Any]) -> None:
 
 
 def lr_at(cfg, epoch: int) -> float:
-    """The learning rate of 0-based ``epoch``: ``lr / burnin_factor`` during burn-in,
+    """The learning rate of 0-based ``epoch``: ``lr / burnin_lr_divisor`` during burn-in,
     then ``lr`` (``lr_schedule`` constant) or ``lr * (n - e) / n`` for the e-th
-    of the n epochs after burn-in (linear: the last epoch runs at lr / n)."""
+    of the n epochs after burn-in (linear: the last epoch runs at lr / n).
+
+    With ``lr_unit`` pair the rate applies to each positive pair (the loop
+    sums the step's loss over its pairs), with batch to the step's mean."""
     if epoch < cfg.burnin:
-        return cfg.lr / cfg.burnin_factor
+        return cfg.lr / cfg.burnin_lr_divisor
     if cfg.lr_schedule == "linear":
         n = max(cfg.epochs - cfg.burnin, 1)
         return cfg.lr * max(n - (epoch - cfg.burnin), 1) / n
@@ -437,6 +446,15 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
     once more (``epoch`` = epochs completed; inside an epoch the state also
     holds ``step``, ``perm``, ``partial``, ``bad_in_row`` and ``last_good``,
     which ``resume`` understands) and :class:`TrainingInterrupted` is raised.
+
+    Early stopping on the training loss (``cfg.loss_patience`` > 0): burn-in
+    epochs are not counted; after them an epoch whose loss is below
+    ``(1 - loss_min_delta)`` x the best epoch loss so far is progress, and
+    ``loss_patience`` epochs in a row without progress end training.  The
+    counters are part of the checkpoint (``early_stop``), and a run that
+    stopped early (``result.stopped_early``) resumes to no further epochs.
+    An early stop ends training as its last epoch would: validation runs and
+    the final checkpoint is written.
     """
     # same bits whatever the process ran before: a resumed run equals an uninterrupted one
     with _StopOnSignal() as stop, M.reproducible_execution():
@@ -455,6 +473,8 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
     start_epoch = 0
     best_state = None
     position: Dict[str, Any] = {}
+    # early stopping on the training loss: best epoch loss after burn-in, epochs without progress
+    early = {"best_loss": math.inf, "bad_epochs": 0}
     if resume is not None:
         model.load_state_dict(resume["model"])
         load_optimizer_state(opt, resume["optimizer"])
@@ -463,6 +483,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
         res = resume["result"]
         best_state = resume.get("best_state")
         start_epoch = int(resume["epoch"])
+        early.update(resume.get("early_stop", {}))
         if "perm" in resume:          # interrupted inside an epoch
             position = resume
     pos = data.positives
@@ -477,7 +498,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
     def state() -> Dict[str, Any]:
         return {"model": model.state_dict(), "optimizer": opt.state_dict(),
                 "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "result": res, "best_state": best_state}
+                "result": res, "best_state": best_state, "early_stop": dict(early)}
 
     def interrupt(epochs_done: int, written: bool = False, **where) -> None:
         res.train_time_s = time.perf_counter() - t_start
@@ -487,7 +508,8 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
         raise TrainingInterrupted(stop.signum, epochs_done, where.get("step", 0), written)
 
     model.train()
-    bar = tqdm(range(start_epoch, cfg.epochs), desc="train", disable=not progress,
+    end_epoch = res.epochs_run if res.stopped_early else cfg.epochs   # stopped: nothing left
+    bar = tqdm(range(start_epoch, end_epoch), desc="train", disable=not progress,
                unit="epoch", dynamic_ncols=True)
     for epoch in bar:
         _set_lr(opt, lr_at(cfg, epoch))
@@ -536,11 +558,13 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 reg = sum(reg_losses.values())
                 reg_val = float(reg.detach())
                 loss = loss + lam * reg
+            # lr_unit pair: the sum over the step's pairs, so lr is a rate per pair
+            objective = loss * B if cfg.lr_unit == "pair" else loss
             opt.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
+            if not torch.isfinite(objective):
                 bad = True
             else:
-                loss.backward()
+                objective.backward()
                 bad = not _grads_finite(model)
             if bad:
                 res.bad_steps += 1
@@ -572,12 +596,29 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
         if M.kind(model.manifold) != "euclidean":
             rec["curvature"] = M.curvature_of(model.manifold)
         last = epoch + 1 == cfg.epochs
-        if data.val_pos is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
+        reason = None
+        if cfg.loss_patience and epoch >= cfg.burnin:
+            if count and rec["loss"] < (1.0 - cfg.loss_min_delta) * early["best_loss"]:
+                early["best_loss"], early["bad_epochs"] = rec["loss"], 0
+            else:
+                early["bad_epochs"] += 1
+            if early["bad_epochs"] >= cfg.loss_patience:
+                reason = (f"training loss not below (1 - {cfg.loss_min_delta:g}) x its best "
+                          f"{early['best_loss']:.6g} for {early['bad_epochs']} epochs")
+        if data.val_pos is not None and ((epoch + 1) % cfg.eval_every == 0 or last or reason):
             score = validation_score(model, data)
             rec["val_ap"] = score
             if score is not None and not (score <= res.best_val):  # NaN-safe: first wins
                 res.best_val, res.best_epoch = score, epoch + 1
                 best_state = copy.deepcopy(model.state_dict())
+        if reason is None and cfg.patience and res.best_epoch > 0 and \
+                (epoch + 1 - res.best_epoch) >= cfg.patience * cfg.eval_every:
+            reason = (f"validation AP not above its best (epoch {res.best_epoch}) for "
+                      f"{epoch + 1 - res.best_epoch} epochs")
+        if reason is not None and not last:     # stop here: this epoch is the last
+            res.stopped_early, res.stop_reason = True, f"after epoch {epoch + 1}: {reason}"
+            rec["stopped_early"] = True
+            last = True
         res.history.append(rec)
         res.epochs_run = epoch + 1
         res.train_time_s = time.perf_counter() - t_start
@@ -592,8 +633,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
             written = True
         if stop.signum is not None:
             interrupt(epoch + 1, written)
-        if cfg.patience and res.best_epoch > 0 and \
-                (epoch + 1 - res.best_epoch) >= cfg.patience * cfg.eval_every:
+        if res.stopped_early:
             break
     bar.close()
     if best_state is not None:

@@ -78,3 +78,43 @@ def test_encoder_presets_fill_only_unset_fields():
     assert cfg3.train == RunConfig().train and cfg3.dtype == "float64"
     cfg4, _ = parse_config(["--dtype", "float32"])
     assert cfg4.dtype == "float32"
+
+
+def test_burnin_lr_divisor_flag_and_conversion_hint():
+    cfg, _ = parse_config(["--burnin-lr-divisor", "100"])
+    assert cfg.train.burnin_lr_divisor == 100.0
+    with pytest.raises(SystemExit):              # the old name is gone from the CLI
+        build_parser().parse_args(["--burnin-factor", "10"])
+    # poincare-embeddings' -burnin_multiplier 0.01 given as a divisor: burn-in 100x faster
+    with pytest.raises(HGraphInputError) as e:
+        parse_config(["--burnin-lr-divisor", "0.01"])
+    msg = str(e.value)
+    assert "train.burnin_lr_divisor must be >= 1" in msg and "faster than training" in msg
+    assert "-burnin_multiplier" in msg and "0.01 -> 100" in msg and "\n" not in msg
+    assert from_dict({"train": {"burnin_lr_divisor": 1}}).train.burnin_lr_divisor == 1.0
+
+
+def test_lr_unit_and_loss_patience_flags():
+    cfg, _ = parse_config([])
+    assert (cfg.train.lr_unit, cfg.train.loss_patience, cfg.train.loss_min_delta) == \
+        ("batch", 0, 1e-4)
+    cfg, _ = parse_config(["--lr-unit", "pair", "--loss-patience", "5",
+                           "--loss-min-delta", "0.01"])
+    assert (cfg.train.lr_unit, cfg.train.loss_patience, cfg.train.loss_min_delta) == \
+        ("pair", 5, 0.01)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--lr-unit", "epoch"])
+
+
+@pytest.mark.parametrize("train,word", [
+    ({"loss_patience": -1}, "train.loss_patience must be >= 0"),
+    ({"loss_min_delta": -0.1}, "train.loss_min_delta must be in [0, 1)"),
+    ({"loss_min_delta": 1.0}, "train.loss_min_delta must be in [0, 1)"),
+    ({"burnin_lr_divisor": 0.5}, "train.burnin_lr_divisor must be >= 1"),
+])
+def test_early_stopping_and_burnin_values_checked(train, word):
+    with pytest.raises(HGraphInputError) as e:
+        from_dict({"train": train})
+    assert word in str(e.value) and "\n" not in str(e.value)
+    assert from_dict({"train": {"loss_patience": 0, "loss_min_delta": 0.0}}).train.loss_patience \
+        == 0

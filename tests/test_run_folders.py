@@ -29,6 +29,8 @@ def test_committed_run_folder_config_reads(run_dir):
         assert cfg.sampling.fanouts == tuple(train["fanouts"])
         assert cfg.sampling.full_batch == train["full_batch"]
         assert cfg.reg.reg_kinds == tuple(train["reg_kinds"])
+        # renamed in version 2: the same divisor of the burn-in rate
+        assert cfg.train.burnin_lr_divisor == train["burnin_factor"]
         # version 1 applied the regulariser to ramen only
         want = train["reg_lambda"] if raw["model"]["encoder"] == "ramen" else 0.0
         assert cfg.reg.reg_lambda == want
@@ -66,6 +68,25 @@ def test_upgrade_moves_v1_keys_and_keeps_meaning():
     assert upgrade(cur)["reg"]["reg_lambda"] == 2.0
     with pytest.raises(HGraphInputError, match="version"):
         upgrade({"version": CONFIG_VERSION + 1})
+
+
+def test_upgrade_renames_burnin_factor():
+    v1 = {"train": {"burnin_factor": 20.0, "fanouts": [5]}}
+    d = upgrade(v1)
+    assert d["train"] == {"burnin_lr_divisor": 20.0} and "burnin_factor" in v1["train"]
+    # burnin_factor alone marks version 1 (a config.json of version 1 always has it)
+    assert upgrade({"train": {"burnin_factor": 5.0}})["train"] == {"burnin_lr_divisor": 5.0}
+    assert from_dict({"train": {"burnin_factor": 5.0}}).train.burnin_lr_divisor == 5.0
+    # a version-1 value below 1 is rejected with the conversion, not run silently
+    with pytest.raises(HGraphInputError, match="burnin_lr_divisor must be >= 1"):
+        from_dict({"train": {"burnin_factor": 0.01}})
+    # the current version knows only the new name
+    with pytest.raises(HGraphInputError, match="unknown key train.burnin_factor"):
+        from_dict({"version": CONFIG_VERSION, "train": {"burnin_factor": 5.0}})
+    # a current-version reg section is kept when only the rename marks version 1
+    d = upgrade({"model": {"encoder": "hgcn"}, "train": {"burnin_factor": 5.0},
+                 "reg": {"reg_lambda": 0.5}})
+    assert d["reg"]["reg_lambda"] == 0.5
 
 
 def test_regulariser_defaults_off_except_in_the_ramen_preset():

@@ -1,7 +1,11 @@
 """The training loop's guards: non-finite steps are skipped and counted; after
 ``max_bad_steps`` in a row training stops, restores the last good parameters, and
 the CLI says so in one line naming the last good checkpoint (exit 1)."""
+import io
 import json
+import os
+import signal
+import threading
 from dataclasses import replace
 
 import pytest
@@ -13,7 +17,7 @@ from hgraph.losses import LOSSES
 from hgraph.nn import EncoderSpec, build_encoder
 from hgraph.data.datasets import load_dataset
 from hgraph.pipeline import make_embedders, prepare
-from hgraph.train import TrainData, TrainingDiverged, train
+from hgraph.train import TrainData, TrainingDiverged, TrainingInterrupted, train
 
 TREE = ["--gen-root-children", "4", "--gen-min-children", "2", "--gen-max-children", "3",
         "--feature-dim", "8", "--batch-size", "4", "--eval-every", "1", "--burnin", "1"]
@@ -130,10 +134,205 @@ def test_cli_divergence_one_line_exit_1_last_good_checkpoint_kept(tmp_path, monk
 def test_lr_schedule_burnin_then_constant_or_linear():
     from hgraph.config import TrainConfig
     from hgraph.train import lr_at
-    c = TrainConfig(lr=0.5, epochs=6, burnin=2, burnin_factor=10.0)
+    c = TrainConfig(lr=0.5, epochs=6, burnin=2, burnin_lr_divisor=10.0)
     assert [lr_at(c, e) for e in range(6)] == pytest.approx([0.05, 0.05, 0.5, 0.5, 0.5, 0.5])
-    c = TrainConfig(lr=0.5, epochs=6, burnin=2, burnin_factor=10.0, lr_schedule="linear")
+    c = TrainConfig(lr=0.5, epochs=6, burnin=2, burnin_lr_divisor=10.0, lr_schedule="linear")
     assert [lr_at(c, e) for e in range(6)] == pytest.approx(
         [0.05, 0.05, 0.5, 0.375, 0.25, 0.125])
     c = TrainConfig(lr=1.0, epochs=3, burnin=0, lr_schedule="linear")
     assert [lr_at(c, e) for e in range(3)] == pytest.approx([1.0, 2 / 3, 1 / 3])
+
+
+# ------------------------------------------------------------------ lr_unit
+@pytest.mark.parametrize("n_pos", [8, 5])       # a full batch, and a smaller last one
+def test_lr_unit_pair_is_lr_times_the_steps_pairs_for_plain_sgd(n_pos):
+    """One Riemannian SGD step at ``lr_unit`` pair and rate r moves the table exactly as
+    ``lr_unit`` batch at r x (the step's pairs); the recorded loss is the per-pair mean
+    in both.  With 5 pairs and batch size 8 the step scales by 5, its own size."""
+    r = 0.01
+    tables, losses = {}, {}
+    for unit, lr in (("pair", r), ("batch", r * n_pos)):
+        cfg, model, data, _ = _setup("shallow")
+        model.to(torch.float64)
+        data.positives = data.positives[:n_pos]
+        data.val_pos = None
+        w0 = model.weight.detach().clone()
+        res = train(model, data, replace(cfg.train, optimizer="rsgd", lr=lr, lr_unit=unit,
+                                         epochs=1, burnin=0, batch_size=8, checkpoint_every=0),
+                    seed=0, device=torch.device("cpu"), progress=False)
+        tables[unit], losses[unit] = model.weight.detach().clone(), res.history[0]["loss"]
+        assert not torch.equal(tables[unit], w0)                     # the step moved it
+    torch.testing.assert_close(tables["pair"], tables["batch"])
+    assert losses["pair"] == losses["batch"]
+
+
+# ------------------------------------------------------------------ early stopping on the loss
+def _expected_stop(losses, burnin, patience, min_delta):
+    """Epochs run under the rule: after burn-in, ``patience`` epochs in a row whose loss is
+    not below (1 - min_delta) x the best so far."""
+    best, bad = float("inf"), 0
+    for e, loss in enumerate(losses):
+        if e < burnin:
+            continue
+        if loss < (1 - min_delta) * best:
+            best, bad = loss, 0
+        else:
+            bad += 1
+        if bad >= patience:
+            return e + 1
+    return len(losses)
+
+
+def _loss_run(tc, **kw):
+    """A shallow run without validation pairs (reconstruction of the training closure);
+    returns (result, model, parameters after each epoch)."""
+    _, model, data, _ = _setup("shallow")
+    data.val_pos = None
+    after = {}
+    res = train(model, data, tc, seed=0, device=torch.device("cpu"), progress=False,
+                on_epoch=lambda e, rec: after.setdefault(
+                    e + 1, {k: v.clone() for k, v in model.state_dict().items()}), **kw)
+    return res, model, after
+
+
+def test_loss_patience_stops_a_plateau_and_reports_it(tmp_path):
+    """Training with and without the stop is the same trajectory; the stop comes at the
+    epoch the rule names, is recorded in the result and the last history record."""
+    cfg, _, _, _ = _setup("shallow")
+    full_tc = replace(cfg.train, epochs=40, burnin=1, checkpoint_every=0)
+    full, _, full_after = _loss_run(full_tc)
+    assert full.epochs_run == 40 and not full.stopped_early and full.stop_reason is None
+    assert all("stopped_early" not in h for h in full.history)
+    losses = [h["loss"] for h in full.history]
+    want = _expected_stop(losses, burnin=1, patience=3, min_delta=0.02)
+    assert 1 + 3 < want < 40                      # this tree's loss plateaus well before 40
+    res, model, _ = _loss_run(replace(full_tc, loss_patience=3, loss_min_delta=0.02))
+    assert res.epochs_run == want == len(res.history)
+    assert res.stopped_early and "training loss" in res.stop_reason
+    assert res.stop_reason.startswith(f"after epoch {want}:")
+    assert [h["loss"] for h in res.history] == losses[:want]
+    assert res.history[-1]["stopped_early"] is True
+    assert all("stopped_early" not in h for h in res.history[:-1])
+    assert res.best_epoch == want                 # no validation: the last epoch is kept
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, full_after[want][k])
+    from hgraph.viz import plot_curves            # the record still plots
+    assert plot_curves(res.history, tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_loss_patience_counts_only_epochs_after_burnin():
+    """A loss that never falls by half: the first epoch after burn-in sets the best, then
+    ``loss_patience`` epochs without progress stop the run."""
+    cfg, _, _, _ = _setup("shallow")
+    tc = replace(cfg.train, epochs=20, burnin=3, lr=1e-6, checkpoint_every=0,
+                 loss_patience=2, loss_min_delta=0.5)
+    res, _, _ = _loss_run(tc)
+    assert res.stopped_early and res.epochs_run == 3 + 1 + 2
+
+
+def test_loss_patience_zero_runs_every_epoch():
+    cfg, _, _, _ = _setup("shallow")
+    tc = replace(cfg.train, epochs=12, burnin=1, lr=1e-6, checkpoint_every=0,
+                 loss_min_delta=0.5)
+    assert tc.loss_patience == 0
+    res, _, _ = _loss_run(tc)
+    assert res.epochs_run == 12 and not res.stopped_early and res.stop_reason is None
+    assert all("stopped_early" not in h for h in res.history)
+
+
+def test_loss_early_stopping_resumes_to_the_same_stop():
+    """A checkpoint taken mid-run holds the counters: resuming stops at the same epoch
+    with the same parameters; resuming from the checkpoint of the stop runs nothing."""
+    cfg, _, _, _ = _setup("shallow")
+    tc = replace(cfg.train, epochs=40, burnin=1, checkpoint_every=1, loss_patience=3,
+                 loss_min_delta=0.02)
+    saved = {}
+
+    def checkpoint(epoch, state):
+        buf = io.BytesIO()
+        torch.save({"epoch": epoch, **state}, buf)
+        saved[epoch] = buf.getvalue()
+
+    r1, m1, _ = _loss_run(tc, checkpoint=checkpoint)
+    assert r1.stopped_early and r1.epochs_run < 40
+    assert max(saved) == r1.epochs_run               # the stop writes the final checkpoint
+    # mid-run: after some epochs without progress, so the counters matter
+    mid = r1.epochs_run - 2
+    state = torch.load(io.BytesIO(saved[mid]), weights_only=False)
+    assert state["early_stop"]["bad_epochs"] >= 1
+    r2, m2, _ = _loss_run(tc, resume=state)
+    assert (r2.epochs_run, r2.stopped_early, r2.stop_reason) == \
+        (r1.epochs_run, True, r1.stop_reason)
+    assert [h["loss"] for h in r2.history] == [h["loss"] for h in r1.history]
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    # the checkpoint of the stopping epoch: nothing left to train
+    state = torch.load(io.BytesIO(saved[r1.epochs_run]), weights_only=False)
+    r3, m3, after = _loss_run(tc, resume=state)
+    assert r3.epochs_run == r1.epochs_run and r3.stopped_early and not after
+    for a, b in zip(m1.state_dict().values(), m3.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="signal handlers need the main thread")
+def test_loss_early_stopping_survives_a_signal_mid_epoch():
+    """SIGINT inside an epoch after the counters started: the resumed run stops where the
+    uninterrupted one did, with the same parameters."""
+    cfg, _, _, steps = _setup("shallow")
+    tc = replace(cfg.train, epochs=40, burnin=1, checkpoint_every=0, loss_patience=3,
+                 loss_min_delta=0.02)
+    r1, m1, _ = _loss_run(tc)
+    assert r1.stopped_early
+    stop_in = r1.epochs_run - 1                      # epochs completed before the signal
+    _, m2, d2, _ = _setup("shallow")
+    d2.val_pos = None
+    inner, calls = d2.embedder, [0]
+
+    def embedder(model, ids, **kw):
+        calls[0] += 1
+        if calls[0] == stop_in * steps + 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return inner(model, ids, **kw)
+    embedder.hides_pairs = inner.hides_pairs
+    d2.embedder = embedder
+    saved = {}
+
+    def checkpoint(epoch, state):
+        buf = io.BytesIO()
+        torch.save({"epoch": epoch, **state}, buf)
+        saved["state"] = buf.getvalue()
+
+    with pytest.raises(TrainingInterrupted):
+        train(m2, d2, tc, seed=0, device=torch.device("cpu"), progress=False,
+              checkpoint=checkpoint)
+    state = torch.load(io.BytesIO(saved["state"]), weights_only=False)
+    assert state["epoch"] == stop_in and state["step"] == 2
+    assert state["early_stop"]["bad_epochs"] >= 1
+    r3, m3, _ = _loss_run(tc, resume=state)
+    assert (r3.epochs_run, r3.stop_reason) == (r1.epochs_run, r1.stop_reason)
+    assert [h["loss"] for h in r3.history] == [h["loss"] for h in r1.history]
+    for a, b in zip(m1.state_dict().values(), m3.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_validation_patience_stop_is_recorded_too():
+    """``patience`` on validation AP stops at the epoch it did before and now says so."""
+    cfg, model, data, _ = _setup("shallow")
+    tc = replace(cfg.train, epochs=30, burnin=1, checkpoint_every=0, eval_every=1)
+    full = train(model, data, tc, seed=0, device=torch.device("cpu"), progress=False)
+    aps = [h["val_ap"] for h in full.history]
+    best, want = -1.0, 30
+    for e, ap in enumerate(aps, 1):               # the rule: 1 evaluation without a new best
+        if ap > best:
+            best, best_e = ap, e
+        elif e - best_e >= 1:
+            want = e
+            break
+    assert want < 30
+    cfg, model, data, _ = _setup("shallow")
+    res = train(model, data, replace(tc, patience=1), seed=0, device=torch.device("cpu"),
+                progress=False)
+    assert res.epochs_run == want and res.stopped_early
+    assert "validation AP" in res.stop_reason and res.history[-1]["stopped_early"] is True
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in full.history[:want]]
