@@ -170,7 +170,7 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
     """
     t_wall = time.perf_counter()
     device, dtype = resolve_device(cfg.device), R.DTYPES[cfg.dtype]
-    tax = load_dataset(cfg.data)                         # validates input, writes nothing
+    tax = load_dataset(cfg.data, progress=cfg.progress)  # validates input, writes nothing
     prep = prepare(cfg, tax, device, dtype)
     check_inputs(cfg, prep)
     subtrees = [tax.index(name) for name in cfg.plot_subtree]   # unknown name: error now

@@ -6,7 +6,7 @@
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 OUT=results/text_datasets
-for ds in hpo wordnet-nouns icd10cm; do
+for ds in hpo icd10cm wordnet-nouns; do
   for enc in features ramen; do
     $PY pipelines/run.py --dataset "$ds" --features text --encoder "$enc" --inductive-frac 0.1 \
       --seed 0 --no-plots --no-save-embeddings --no-progress --out "$OUT" \
