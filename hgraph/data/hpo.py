@@ -60,6 +60,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
+from hgraph.data.items import collect_items
 from hgraph.data.taxonomy import Taxonomy
 from hgraph.errors import HGraphInputError
 
@@ -198,25 +199,11 @@ def hpo_items(tax: Taxonomy) -> Tuple[List[str], np.ndarray]:
     """
     terms = _obo().terms
     keys = tax.keys if tax.keys is not None else tax.names
-    out_text: List[str] = []
-    out_cat: List[int] = []
-    found = 0
-    for i, k in enumerate(keys):
-        t = terms.get(k)
-        if t is None:
-            continue
-        found += 1
-        seen = set()
-        for s in t.synonyms:
-            s = s.strip()
-            if s and s not in seen:
-                seen.add(s)
-                out_text.append(s)
-                out_cat.append(i)
+    found = [(i, terms[k].synonyms) for i, k in enumerate(keys) if k in terms]
     if not found:
         raise HGraphInputError("no node key of the taxonomy is an HPO term id",
                                file=tax.source, fix="build it with load_hpo()")
-    return out_text, np.asarray(out_cat, dtype=np.int64)
+    return collect_items(found)
 
 
 def write_sample(out_dir: Union[str, Path] = "data/samples", top: str = "HP:0000366",

@@ -69,6 +69,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from hgraph.data.items import collect_items
 from hgraph.data.taxonomy import Taxonomy
 from hgraph.errors import HGraphInputError
 from hgraph.files import atomic_open
@@ -207,26 +208,17 @@ def icd10cm_items(tax: Taxonomy) -> Tuple[List[str], np.ndarray]:
     """
     cm = _icd()
     keys = tax.keys if tax.keys is not None else tax.names
-    out_text: List[str] = []
-    out_cat: List[int] = []
-    found = 0
+    found = []
     for i, key in enumerate(keys):
         code, as_block = _code_of(key)
         if key == ROOT_KEY or not cm.is_valid_item(code):
             continue
-        found += 1
-        seen = set()
-        for t in (cm.get_inclusion_term(code, prioritize_blocks=as_block)
-                  + cm.get_includes(code, prioritize_blocks=as_block)):
-            t = t.strip()
-            if t and t not in seen:
-                seen.add(t)
-                out_text.append(t)
-                out_cat.append(i)
+        found.append((i, cm.get_inclusion_term(code, prioritize_blocks=as_block)
+                      + cm.get_includes(code, prioritize_blocks=as_block)))
     if not found:
         raise HGraphInputError("no node key of the taxonomy is an ICD-10-CM code",
                                file=tax.source, fix="build it with load_icd10cm()")
-    return out_text, np.asarray(out_cat, dtype=np.int64)
+    return collect_items(found)
 
 
 # ------------------------------------------------------------------ samples

@@ -25,7 +25,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -224,6 +224,23 @@ def _check_duplicates(texts: pd.Series, ids: np.ndarray, lines: np.ndarray,
 
 def _short(s: str, n: int = 60) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def collect_items(per_node: Iterable[Tuple[int, Iterable[str]]]) -> Tuple[List[str], np.ndarray]:
+    """``(node id, its texts)`` pairs -> ``(texts, category ids (M,) int64)``, one
+    row per (text, node): texts stripped, empty ones skipped, a text repeated
+    under one node kept once.  What the package datasets' item builders share."""
+    out_text: List[str] = []
+    out_cat: List[int] = []
+    for i, texts in per_node:
+        seen = set()
+        for t in texts:
+            t = t.strip()
+            if t and t not in seen:
+                seen.add(t)
+                out_text.append(t)
+                out_cat.append(int(i))
+    return out_text, np.asarray(out_cat, dtype=np.int64)
 
 
 # -------------------------------------------------------------------- writing

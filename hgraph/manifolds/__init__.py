@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from hgraph.manifolds import ball, euclidean, lorentz
+# the guards, re-exported: callers read them as hgraph.manifolds.EPS etc.
 from hgraph.manifolds.guards import (BOUNDARY_EPS, EPS, MAX_TANGENT_NORM,  # noqa: F401
                                      arcosh1p, eps, max_tangent_norm)
 
@@ -74,76 +75,11 @@ class LearnableLorentz(geoopt.Lorentz):
 def make_poincare(curvature: float = 1.0, learnable: bool = False) -> geoopt.Manifold:
     """geoopt's PoincareBall.  It stores c as softplus(raw) with raw = log(expm1(c)),
     which overflows for c > ~88; there raw = c + log1p(-exp(-c)) is set directly."""
-    ball = geoopt.PoincareBall(c=min(curvature, 20.0), learnable=learnable)
+    m = geoopt.PoincareBall(c=min(curvature, 20.0), learnable=learnable)
     if curvature > 20.0:
         with torch.no_grad():
-            ball.isp_c.fill_(curvature + math.log1p(-math.exp(-curvature)))
-    return ball
-
-
-def make_lorentz(curvature: float = 1.0, learnable: bool = False) -> geoopt.Manifold:
-    if learnable:
-        return LearnableLorentz(k=1.0 / curvature)
-    return geoopt.Lorentz(k=1.0 / curvature, learnable=False)
-
-
-def make_euclidean(curvature: float = 0.0, learnable: bool = False) -> geoopt.Manifold:
-    return geoopt.Euclidean(ndim=1)
-
-
-#: name -> factory(curvature, learnable) -> geoopt manifold
-MANIFOLDS: Dict[str, Callable[..., geoopt.Manifold]] = {
-    "poincare": make_poincare,
-    "lorentz": make_lorentz,
-    "euclidean": make_euclidean,
-}
-
-
-def make_manifold(name: str, curvature: float = 1.0, learnable: bool = False) -> geoopt.Manifold:
-    """Build a manifold from the registry; raises ValueError on an unknown name."""
-    try:
-        factory = MANIFOLDS[name]
-    except KeyError:
-        raise ValueError(f"unknown manifold {name!r}; choose from {sorted(MANIFOLDS)}") from None
-    if name != "euclidean" and not curvature > 0:
-        raise ValueError(f"curvature must be > 0 for {name}, got {curvature}")
-    return factory(curvature=curvature, learnable=learnable)
-
-
-def kind(manifold: geoopt.Manifold) -> str:
-    """'poincare' | 'lorentz' | 'euclidean' for a manifold object."""
-    if isinstance(manifold, geoopt.Lorentz):
-        return "lorentz"
-    if isinstance(manifold, geoopt.Stereographic):
-        return "poincare"
-    if isinstance(manifold, geoopt.Euclidean):
-        return "euclidean"
-    raise TypeError(f"unsupported manifold {type(manifold).__name__}")
-
-
-def ambient_dim(name: str, dim: int) -> int:
-    """Size of the coordinate vector for an intrinsic dimension ``dim``."""
-    return dim + 1 if name == "lorentz" else dim
-
-
-def curvature_of(manifold: geoopt.Manifold) -> float:
-    """Positive c (curvature -c); 0 for Euclidean."""
-    k = kind(manifold)
-    if k == "poincare":
-        return float(manifold.c.detach())
-    if k == "lorentz":
-        return float(1.0 / manifold.k.detach())
-    return 0.0
-
-
-def make_poincare(curvature: float = 1.0, learnable: bool = False) -> geoopt.Manifold:
-    """geoopt's PoincareBall.  It stores c as softplus(raw) with raw = log(expm1(c)),
-    which overflows for c > ~88; there raw = c + log1p(-exp(-c)) is set directly."""
-    ball_ = geoopt.PoincareBall(c=min(curvature, 20.0), learnable=learnable)
-    if curvature > 20.0:
-        with torch.no_grad():
-            ball_.isp_c.fill_(curvature + math.log1p(-math.exp(-curvature)))
-    return ball_
+            m.isp_c.fill_(curvature + math.log1p(-math.exp(-curvature)))
+    return m
 
 
 def make_lorentz(curvature: float = 1.0, learnable: bool = False) -> geoopt.Manifold:
