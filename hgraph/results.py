@@ -84,9 +84,8 @@ def environment(device) -> Dict[str, Any]:
     if getattr(device, "type", str(device)) == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     try:
-        import torch_geometric.typing as t
-        env["neighbor_sampler"] = ("pyg-lib" if t.WITH_PYG_LIB else
-                                   "torch-sparse" if t.WITH_TORCH_SPARSE else "none")
+        from hgraph.data.sampling import sampler_backend
+        env["neighbor_sampler"] = sampler_backend()     # pyg-lib, torch-sparse or torch
     except Exception:  # pragma: no cover
         pass
     return env

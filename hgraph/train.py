@@ -31,7 +31,6 @@ import copy
 import math
 import random
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ import numpy as np
 import torch
 
 from hgraph import manifolds as M
-from hgraph.data.graph import has_neighbor_sampler
 from hgraph.data.pairs import NegativeSampler
 from hgraph.errors import HGraphInputError
 from hgraph.losses import LOSSES, GraphRegularizer, lambda_at
@@ -207,17 +205,15 @@ class SampledEmbedder(Embedder):
     """
 
     def __init__(self, data, fanouts, device, hide_supervision: bool = False):
-        import warnings
         from torch_geometric.loader import NeighborLoader
+        from hgraph.data.sampling import make_neighbor_sampler
         self.device = device
         self.hides_pairs = hide_supervision
         self.num_nodes = int(data.num_nodes)
-        with warnings.catch_warnings():
-            # PyG deprecates sampling through torch-sparse in favour of pyg-lib, which
-            # has no wheel on every platform; torch-sparse is the supported fallback here.
-            warnings.filterwarnings("ignore", message=".*without a 'pyg-lib' installation")
-            self.loader = NeighborLoader(data, num_neighbors=list(fanouts), batch_size=1,
-                                         shuffle=False)
+        # pyg-lib/torch-sparse when importable, else hgraph's pure-PyTorch sampler
+        self.loader = NeighborLoader(data, num_neighbors=list(fanouts), batch_size=1,
+                                     shuffle=False,
+                                     neighbor_sampler=make_neighbor_sampler(data, list(fanouts)))
 
     def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:
         batch = self.loader(ids.cpu()).to(self.device)
@@ -237,10 +233,7 @@ def make_embedder(model, x: Optional[Tensor], pyg, cfg, device: torch.device) ->
     :class:`hgraph.config.SamplingConfig`."""
     if not model.uses_graph:
         return DirectEmbedder(x)
-    if cfg.full_batch or not has_neighbor_sampler():
-        if not cfg.full_batch:
-            print("[hgraph] no pyg-lib/torch-sparse: graph encoders train full-batch",
-                  file=sys.stderr)
+    if cfg.full_batch:
         return FullGraphEmbedder(x, pyg.edge_index.to(device), int(pyg.num_nodes),
                                  hide_supervision=cfg.hide_supervision)
     return SampledEmbedder(pyg, cfg.fanouts, device, hide_supervision=cfg.hide_supervision)

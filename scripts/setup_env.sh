@@ -3,14 +3,20 @@
 # pipeline and the tests need.  Idempotent: a second call with nothing changed
 # takes about a second.  Used by `make run` and `make test`.
 #
-#   HGRAPH_VENV   where the venv lives (default: .venv in the repository)
-#   HGRAPH_PYTHON the interpreter that creates it (default: python3)
+#   HGRAPH_VENV         where the venv lives (default: .venv in the repository)
+#   HGRAPH_PYTHON       the interpreter that creates it (default: python3)
+#   HGRAPH_TORCH_SPARSE=1  also build torch-scatter + torch-sparse (optional: PyG's
+#                       compiled neighbour sampler; about 25 minutes on 2 cores the
+#                       first time).  Without them hgraph samples neighbours with its
+#                       own PyTorch sampler (hgraph/data/sampling.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${HGRAPH_VENV:-.venv}
 PY=${HGRAPH_PYTHON:-python3}
 STAMP="$VENV/.hgraph-installed"
-want=$(cat setup.cfg pyproject.toml scripts/setup_env.sh | sha1sum | cut -d' ' -f1)
+SPARSE=${HGRAPH_TORCH_SPARSE:-0}
+want=$( (cat setup.cfg pyproject.toml scripts/setup_env.sh; echo "torch-sparse=$SPARSE") \
+       | sha1sum | cut -d' ' -f1)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
@@ -33,10 +39,12 @@ if ! "$P" -c "import torch" >/dev/null 2>&1; then
 fi
 pipi "setuptools>=64" wheel numpy scipy
 
-# NeighborLoader needs pyg-lib or torch-sparse.  pyg-lib is used where present;
-# otherwise torch-scatter + torch-sparse are built against the installed torch
-# (about 14 minutes on 2 cores the first time, then from pip's wheel cache).
-if ! "$P" -c "import pyg_lib" >/dev/null 2>&1 && \
+# PyG's NeighborLoader samples through pyg-lib or torch-sparse; where neither is
+# importable hgraph uses its own PyTorch sampler, so both are optional.  pyg-lib has
+# no wheel on every index and torch-sparse compiles against the installed torch
+# (about 25 minutes on 2 cores, then from pip's wheel cache): opt in with
+# HGRAPH_TORCH_SPARSE=1.
+if [ "$SPARSE" = 1 ] && ! "$P" -c "import pyg_lib" >/dev/null 2>&1 && \
    ! "$P" -c "import torch_sparse, torch_scatter" >/dev/null 2>&1; then
   log "building torch-scatter and torch-sparse (first time: several minutes)"
   # their setup.py compiles one file at a time (ninja off), so the two packages

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from hgraph.data import sampling
 from hgraph.train import FullGraphEmbedder, hide_pairs
 
 
@@ -60,11 +61,6 @@ def test_full_graph_embedder_hides_only_when_asked(hide):
     assert model.seen.size(1) == ei.size(1)
 
 
-def _sampler_available():
-    import importlib.util
-    return any(importlib.util.find_spec(m) is not None for m in ("pyg_lib", "torch_sparse"))
-
-
 class Recorder(torch.nn.Module):
     """Records the global edges of every subgraph it is given."""
     uses_graph = True
@@ -78,10 +74,16 @@ class Recorder(torch.nn.Module):
         return torch.zeros(len(node_ids), 2)
 
 
-@pytest.mark.skipif(not _sampler_available(),
-                    reason="NeighborLoader needs pyg-lib or torch-sparse (installed in CI)")
+@pytest.mark.parametrize("compiled", [
+    False, pytest.param(True, marks=pytest.mark.skipif(
+        not sampling.compiled_sampler_available(),
+        reason="the compiled sampler needs pyg-lib or torch-sparse"))])
 @pytest.mark.parametrize("hide", [False, True])
-def test_no_held_out_edge_in_any_sampled_subgraph(hide):
+def test_no_held_out_edge_in_any_sampled_subgraph(hide, compiled, monkeypatch):
+    """SampledEmbedder with PyG's compiled sampler, and with hgraph's PyTorch one
+    (what a set-up without torch-sparse uses)."""
+    if not compiled:
+        monkeypatch.setattr(sampling, "compiled_sampler_available", lambda: False)
     from hgraph.cli import parse_config
     from hgraph.data.datasets import load_dataset
     from hgraph.pipeline import prepare
@@ -94,6 +96,7 @@ def test_no_held_out_edge_in_any_sampled_subgraph(hide):
     sp = prep.splits
     n = tax.num_nodes
     emb = SampledEmbedder(prep.pyg, [-1, -1], torch.device("cpu"), hide_supervision=hide)
+    assert isinstance(emb.loader.node_sampler, sampling.TorchNeighborSampler) != compiled
     model = Recorder()
     rng = np.random.default_rng(0)
     held_edges = np.concatenate([sp.val, sp.test])

@@ -34,12 +34,3 @@ def to_pyg(tax: Taxonomy, edges: Optional[np.ndarray] = None,
     if x is not None:
         data.x = torch.as_tensor(np.asarray(x))
     return data
-
-
-def has_neighbor_sampler() -> bool:
-    """True when torch-geometric can sample neighbours (pyg-lib or torch-sparse)."""
-    try:
-        import torch_geometric.typing as t
-        return bool(getattr(t, "WITH_PYG_LIB", False) or getattr(t, "WITH_TORCH_SPARSE", False))
-    except ImportError:  # pragma: no cover
-        return False

@@ -195,16 +195,15 @@ def test_subgraph_forward_equals_full_for_seeds(name, attention, local, norm):
         assert not torch.allclose(enc(x[n_id], sub_ei, n_id)[:len(seeds)], full[seeds])
 
 
-def _sampler_available():
-    return any(importlib.util.find_spec(m) is not None for m in ("pyg_lib", "torch_sparse"))
-
-
-@pytest.mark.skipif(not _sampler_available(),
-                    reason="NeighborLoader needs pyg-lib or torch-sparse (installed in CI)")
+@pytest.mark.parametrize("backend", [
+    "torch", pytest.param("compiled", marks=pytest.mark.skipif(
+        not importlib.util.find_spec("torch_sparse") and not importlib.util.find_spec("pyg_lib"),
+        reason="the compiled sampler needs pyg-lib or torch-sparse"))])
 @pytest.mark.parametrize("name", ["poincare", "lorentz"])
-def test_neighbor_loader_batches_equal_full_batch(name):
+def test_neighbor_loader_batches_equal_full_batch(name, backend):
     from torch_geometric.data import Data
     from torch_geometric.loader import NeighborLoader
+    from hgraph.data.sampling import make_neighbor_sampler
 
     torch.manual_seed(0)
     n = 120
@@ -213,7 +212,8 @@ def test_neighbor_loader_batches_equal_full_batch(name):
     full = enc(x, ei, torch.arange(n))
     enc.set_graph(ei)
     data = Data(x=x, edge_index=ei, num_nodes=n)
-    loader = NeighborLoader(data, num_neighbors=[-1, -1], batch_size=16, shuffle=True)
+    loader = NeighborLoader(data, num_neighbors=[-1, -1], batch_size=16, shuffle=True,
+                            neighbor_sampler=make_neighbor_sampler(data, [-1, -1], backend))
     seen = 0
     for batch in loader:
         z = enc(batch.x, batch.edge_index, batch.n_id)[:batch.batch_size]
