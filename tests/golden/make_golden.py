@@ -10,6 +10,7 @@ regenerates them in its own commit, saying why.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -57,10 +58,18 @@ def run_one(name: str, out: Path):
                            "--name", name])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    # hgraph's PyTorch neighbour sampler, present everywhere: the compiled samplers
+    # (pyg-lib, torch-sparse; optional) draw other subgraphs from the same seed
+    sampler = os.environ.get("HGRAPH_NEIGHBOR_SAMPLER")
+    os.environ["HGRAPH_NEIGHBOR_SAMPLER"] = "torch"
     try:
         res = run(cfg)
     finally:
         torch.set_num_threads(threads)
+        if sampler is None:
+            del os.environ["HGRAPH_NEIGHBOR_SAMPLER"]
+        else:
+            os.environ["HGRAPH_NEIGHBOR_SAMPLER"] = sampler
     return deterministic(res.per_seed)
 
 
