@@ -103,6 +103,12 @@ class ModelConfig:
     curvature: float = opt(1.0, "curvature magnitude c > 0 (sectional curvature -c)")
     learn_curvature: bool = opt(False, "learn the curvature (kept positive)")
     init_scale: float = opt(1e-3, "shallow: uniform init range around the origin")
+    init: str = opt("uniform", "shallow: initial table: uniform (random within init_scale of the "
+                    "origin) or construct (the combinatorial embedding of the training graph, "
+                    "as --encoder construct)", choices=lambda: ["uniform", "construct"])
+    construct_tau: float = opt(0.0, "construct (encoder, shallow init): hyperbolic length of "
+                               "every tree edge; 0 = the largest that keeps the deepest node "
+                               "inside the boundary clamp of the run's dtype")
     # hgcn / ramen
     hidden: int = opt(64, "hidden width of hgcn / ramen layers")
     layers: int = opt(2, "number of hgcn layers / ramen MLP layers")
@@ -328,6 +334,8 @@ ENCODER_PRESETS: Dict[str, Dict[str, Any]] = {
     "ramen": {"train": {"positives": "edges", "loss": "ranking", "lr": 0.01, "burnin": 0,
                         "epochs": 30, "batch_size": 512},
               "reg": {"reg_lambda": 1.0}},
+    # nothing is trained: points placed by construction (hgraph.manifolds.construct), float64
+    "construct": {"dtype": "float64", "train": {"epochs": 1}},
     # nothing is trained: cosine of the raw features (see hgraph.nn.features.FeatureBaseline)
     "features": {"model": {"manifold": "euclidean"}, "train": {"epochs": 1, "positives": "edges"}},
 }
@@ -407,6 +415,8 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
     m, t, dcfg = cfg.model, cfg.train, cfg.data
     if m.dim < 1:
         bad(f"model.dim must be >= 1, got {m.dim}")
+    if not m.construct_tau >= 0:
+        bad(f"model.construct_tau must be >= 0 (0 = chosen from the depth), got {m.construct_tau}")
     if m.hidden < 1 or m.layers < 1:
         bad(f"model.hidden and model.layers must be >= 1, got {m.hidden}, {m.layers}")
     if m.manifold != "euclidean" and not m.curvature > 0:

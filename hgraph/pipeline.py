@@ -93,7 +93,8 @@ def check_inputs(cfg: RunConfig, prep: Prepared) -> None:
 def build_model(cfg: RunConfig, prep: Prepared, device, dtype) -> Encoder:
     manifold = M.make_manifold(cfg.model.manifold, cfg.model.curvature, cfg.model.learn_curvature)
     spec = EncoderSpec(cfg=cfg.model, manifold=manifold, num_nodes=prep.tax.num_nodes,
-                       in_dim=None if prep.x is None else int(prep.x.shape[1]))
+                       in_dim=None if prep.x is None else int(prep.x.shape[1]),
+                       edges=prep.splits.train, dtype=dtype)
     return build_encoder(spec).to(device=device, dtype=dtype)
 
 

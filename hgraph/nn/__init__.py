@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Dict, Type
 
 from hgraph.nn.base import ACTIVATIONS, Encoder, EncoderSpec
+from hgraph.nn.combinatorial import CombinatorialEncoder
 from hgraph.nn.features import FeatureBaseline
 from hgraph.nn.hgcn import HGCNEncoder
 from hgraph.nn.ramen import RamenEncoder
@@ -22,6 +23,7 @@ ENCODERS: Dict[str, Type[Encoder]] = {
     "features": FeatureBaseline,
     "ramen": RamenEncoder,
     "hgcn": HGCNEncoder,
+    "construct": CombinatorialEncoder,
 }
 
 
@@ -35,5 +37,5 @@ def build_encoder(spec: EncoderSpec) -> Encoder:
     return cls.from_spec(spec)
 
 
-__all__ = ["ACTIVATIONS", "ENCODERS", "Encoder", "EncoderSpec", "FeatureBaseline",
-           "HGCNEncoder", "RamenEncoder", "ShallowEncoder", "build_encoder"]
+__all__ = ["ACTIVATIONS", "CombinatorialEncoder", "ENCODERS", "Encoder", "EncoderSpec",
+           "FeatureBaseline", "HGCNEncoder", "RamenEncoder", "ShallowEncoder", "build_encoder"]

@@ -31,6 +31,8 @@ from torch import nn
 from hgraph import manifolds as M
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from hgraph.config import ModelConfig
 
 Tensor = torch.Tensor
@@ -54,6 +56,11 @@ class EncoderSpec:
     manifold: geoopt.Manifold
     num_nodes: int
     in_dim: Optional[int]         # feature dimension, None when no features
+    #: (E, 2) training ``(child, parent)`` edges, for tables built from the graph
+    #: (``construct``, the shallow ``init="construct"``); None when not known
+    edges: Optional["np.ndarray"] = None
+    #: the dtype the encoder will run in (such tables respect its boundary clamp)
+    dtype: torch.dtype = torch.float64
 
 
 class Encoder(nn.Module):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hgraph import manifolds as M
+from hgraph.manifolds.construct import construct
 from hgraph.nn.base import Encoder, EncoderSpec
 
 Tensor = torch.Tensor
@@ -17,24 +18,45 @@ class ShallowEncoder(Encoder):
     """One learned point per node: a ManifoldParameter table.
 
     The table is initialised uniformly in [-init_scale, init_scale] in the
-    tangent space at the origin and mapped onto the manifold.  Transductive:
-    a node unseen in training keeps its untrained row (``inductive = False``).
+    tangent space at the origin and mapped onto the manifold, or, given
+    ``init_points`` (N, D), at those points (``init="construct"``: the
+    combinatorial embedding of the training graph, :mod:`hgraph.manifolds.construct`,
+    whose default ``tau`` keeps every point inside the boundary clamp of the run's dtype).
+    Transductive: a node unseen in training keeps its untrained row
+    (``inductive = False``).
     """
 
     def __init__(self, manifold: geoopt.Manifold, num_nodes: int, dim: int,
-                 init_scale: float = 1e-3):
+                 init_scale: float = 1e-3, init_points: Optional[Tensor] = None):
         super().__init__(manifold, dim)
         self.num_nodes = num_nodes
         self.init_scale = init_scale
+        self.init_points = init_points
+        # a given init keeps its dtype (float64 from the construction) until the caller's
+        # .to(dtype): a float32 table here would round it and clamp it at float32's boundary
         self.weight = geoopt.ManifoldParameter(
-            torch.empty(num_nodes, self.out_dim), manifold=manifold)
+            torch.empty(num_nodes, self.out_dim,
+                        dtype=None if init_points is None else init_points.dtype),
+            manifold=manifold)
         self.reset_parameters()
 
     @classmethod
     def from_spec(cls, spec: EncoderSpec) -> "ShallowEncoder":
-        return cls(spec.manifold, spec.num_nodes, spec.cfg.dim, spec.cfg.init_scale)
+        points = None
+        # without edges (an encoder rebuilt around saved weights) the uniform init stands in
+        if spec.cfg.init == "construct" and spec.edges is not None:
+            points, _ = construct(spec.edges, spec.num_nodes, spec.cfg.dim,
+                                  tau=spec.cfg.construct_tau,
+                                  curvature=M.curvature_of(spec.manifold),
+                                  lorentz=M.kind(spec.manifold) == "lorentz",
+                                  dtype=spec.dtype)
+        return cls(spec.manifold, spec.num_nodes, spec.cfg.dim, spec.cfg.init_scale, points)
 
     def reset_parameters(self) -> None:
+        if self.init_points is not None:
+            with torch.no_grad():
+                self.weight.copy_(M.project(self.manifold, self.init_points.to(self.weight)))
+            return
         with torch.no_grad():
             u = torch.empty(self.num_nodes, self.dim, dtype=self.weight.dtype,
                             device=self.weight.device).uniform_(-self.init_scale, self.init_scale)
