@@ -226,14 +226,16 @@ def write_table(grid: str, out: Path, command: str) -> Path:
         m = json.loads((d / "metrics.json").read_text())
         agg = m["mean_std"]
         row = {"variant": label, "seeds": len(m["run"]["seeds"])}
-        # model selection reads validation, never test: best validation AP of each seed
+        # model selection reads validation, never test: best validation score of each seed
+        # (AP or MRR, whichever the run selected on: train.val_metric)
         hist = json.loads((d / "history.json").read_text()) if (d / "history.json").exists() else []
-        best = [max(v) for v in ([r["val_ap"] for r in h if r.get("val_ap") is not None]
-                                 for h in hist) if v]
-        if best:
-            import numpy as np
-            row["val_ap"] = float(np.mean(best))
-            row["val_ap_std"] = float(np.std(best, ddof=1)) if len(best) > 1 else 0.0
+        for key in ("val_ap", "val_mrr"):
+            best = [max(v) for v in ([r[key] for r in h if r.get(key) is not None]
+                                     for h in hist) if v]
+            if best:
+                import numpy as np
+                row[key] = float(np.mean(best))
+                row[key + "_std"] = float(np.std(best, ddof=1)) if len(best) > 1 else 0.0
         for k in METRICS:
             if k in agg:
                 row[k], row[k + "_std"] = agg[k]["mean"], agg[k]["std"]
@@ -245,7 +247,7 @@ def write_table(grid: str, out: Path, command: str) -> Path:
                                fix=f"run python pipelines/ablate.py --grid {grid}")
     df = pd.DataFrame(rows)
     atomic_write_text(out / f"{grid}.csv", df.to_csv(index=False))
-    mets = [k for k in ["val_ap"] + METRICS if k in df.columns]
+    mets = [k for k in ["val_ap", "val_mrr"] + METRICS if k in df.columns]
     env = cmds[0][3]
     lines = [f"# {g['title']}", "",
              f"mean ± std over seeds (n = seeds column). Made by `{command}` on "
@@ -263,8 +265,9 @@ def write_table(grid: str, out: Path, command: str) -> Path:
             cells.append(fmt(None if pd.isna(v) else float(v),
                              None if pd.isna(sd) else float(sd), digits))
         lines.append(f"| {r['variant']} | {r['seeds']} | " + " | ".join(cells) + " |")
-    lines += ["", "val_ap: best validation AP during training (what model and hyperparameter "
-              "choices may read); every other column is on test edges / held-out nodes.",
+    lines += ["", "val_ap / val_mrr: best validation AP / parent MRR during training (what model "
+              "and hyperparameter choices may read); every other column is on test edges / "
+              "held-out nodes.",
               "", "Metrics: link prediction of held-out child->parent edges (ROC-AUC, AP; 10 "
               "sampled negatives each), parent rank of a held-out edge's child among all nodes "
               "(MRR, Hits@10), inductive parent rank of held-out leaves among training nodes, "

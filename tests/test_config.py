@@ -80,6 +80,31 @@ def test_encoder_presets_fill_only_unset_fields():
     assert cfg4.dtype == "float32"
 
 
+def test_feature_presets_apply_to_their_encoder_and_features_only():
+    """ramen on text features starts at the text geometry (residual, dim 384, slow
+    Adam, selection on validation parent MRR); the user's flags still win; ramen on
+    other features and other encoders on text keep their own presets."""
+    from hgraph.config import ENCODER_PRESETS, FEATURE_PRESETS
+    want = FEATURE_PRESETS[("ramen", "text")]
+    cfg, _ = parse_config(["--encoder", "ramen", "--features", "text"])
+    for sec in ("model", "train"):
+        for k, v in want[sec].items():
+            assert getattr(getattr(cfg, sec), k) == v, (sec, k)
+    assert cfg.reg.reg_lambda == ENCODER_PRESETS["ramen"]["reg"]["reg_lambda"]
+    assert cfg.train.batch_size == ENCODER_PRESETS["ramen"]["train"]["batch_size"]
+    mine, _ = parse_config(["--encoder", "ramen", "--features", "text", "--lr", "0.2",
+                            "--dim", "16", "--no-residual", "--val-metric", "ap"])
+    assert (mine.train.lr, mine.model.dim, mine.model.residual, mine.train.val_metric) == \
+        (0.2, 16, False, "ap")
+    plain, _ = parse_config(["--encoder", "ramen"])
+    assert not plain.model.residual and plain.model.dim == 10
+    assert plain.train.lr == ENCODER_PRESETS["ramen"]["train"]["lr"] and plain.train.val_metric == "ap"
+    hgcn, _ = parse_config(["--encoder", "hgcn", "--features", "text"])
+    assert hgcn.train.lr == ENCODER_PRESETS["hgcn"]["train"]["lr"] and hgcn.model.dim == 10
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--val-metric", "auc"])
+
+
 def test_burnin_lr_divisor_flag_and_conversion_hint():
     cfg, _ = parse_config(["--burnin-lr-divisor", "100"])
     assert cfg.train.burnin_lr_divisor == 100.0

@@ -244,6 +244,14 @@ class Splits:
     train_mask: np.ndarray
     heldout_ancestors: Any = None
 
+    def known_edges(self) -> sp.csr_matrix:
+        """(N, N) bool: the training and validation edges, child row -> parent
+        column: the true parents validation may leave out of a ranking (test
+        edges are not known at training time)."""
+        n = len(self.train_mask)
+        e = np.concatenate([self.train, self.val]).reshape(-1, 2)
+        return sp.csr_matrix((np.ones(len(e), dtype=bool), (e[:, 0], e[:, 1])), shape=(n, n))
+
 
 def make_splits(tax: Taxonomy, cfg: "DataConfig") -> Splits:
     """The edge split (``val_frac``, ``test_frac``) and, with ``inductive_frac``

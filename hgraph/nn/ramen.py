@@ -34,6 +34,24 @@ features are discarded; when the feature norm itself carries information
 F == 1 (it would map every row to 0) and in id-embedding mode (the table is
 learned at unit scale already).
 
+Residual start (``residual=True``).  A sentence encoder's space already
+places a category's text near its parent's: the cosine of raw text vectors
+is a strong baseline for placing an unseen category.  A tower that starts
+from random weights has to rediscover that geometry through its bottleneck,
+and on HPO and WordNet it does not (inductive parent MRR about a third of the
+cosine baseline's).  With ``residual`` the tangent vector is::
+
+    u = scale * P(x / |x|) + MLP(x)
+
+``P`` is the identity when ``dim`` equals the feature dimension and a trainable
+Linear map initialised to an orthonormal projection otherwise; ``scale`` is
+a learned positive scalar; the MLP's last layer starts at zero.  At
+initialisation every point sits at the same distance from the origin and the
+hyperbolic distance between two points is increasing in the angle between
+their feature vectors, so the encoder ranks exactly as the cosine baseline
+(with ``dim`` equal to the feature dimension) and training moves away from
+there only as far as the loss asks.
+
 Id embeddings.  When the dataset has no features (``in_dim is None``) or
 ``cfg.id_embeddings`` is set, the input is a learned ``nn.Embedding(num_nodes,
 hidden)`` indexed by ``node_ids``.  The encoder is then *not inductive*: a
@@ -69,6 +87,8 @@ class RamenEncoder(Encoder):
         num_nodes: size of the id-embedding table (needed in id mode).
         id_embeddings: use learned id embeddings even when features exist.
         input_norm: LayerNorm on the input features (see the module docstring).
+        residual: start at the feature geometry (see the module docstring);
+            ignored in id-embedding mode.
     """
 
     inductive = True
@@ -78,7 +98,8 @@ class RamenEncoder(Encoder):
     def __init__(self, manifold: geoopt.Manifold, dim: int, in_dim: Optional[int], *,
                  hidden: int = 64, layers: int = 2, act: str = "relu", dropout: float = 0.0,
                  bias: bool = True, num_nodes: Optional[int] = None,
-                 id_embeddings: bool = False, input_norm: bool = True):
+                 id_embeddings: bool = False, input_norm: bool = True,
+                 residual: bool = False):
         super().__init__(manifold, dim)
         if layers < 1:
             raise ValueError(f"ramen: layers must be >= 1, got {layers}")
@@ -115,6 +136,14 @@ class RamenEncoder(Encoder):
                 if dropout > 0:
                     mods.append(nn.Dropout(dropout))
         self.mlp = nn.Sequential(*mods)
+        self.residual = bool(residual) and not self.id_mode
+        # skip path: identity (no parameters) or a Linear projection; log of the scale
+        self.skip: Optional[nn.Linear] = None
+        self.log_scale: Optional[nn.Parameter] = None
+        if self.residual:
+            if in_dim != dim:
+                self.skip = nn.Linear(in_dim, dim, bias=False)
+            self.log_scale = nn.Parameter(torch.zeros(()))
         self.reset_parameters()
 
     @classmethod
@@ -125,7 +154,7 @@ class RamenEncoder(Encoder):
         cfg = spec.cfg
         return cls(spec.manifold, cfg.dim, spec.in_dim, hidden=cfg.hidden, layers=cfg.layers,
                    act=cfg.act, dropout=cfg.dropout, bias=cfg.bias, num_nodes=spec.num_nodes,
-                   id_embeddings=cfg.id_embeddings)
+                   id_embeddings=cfg.id_embeddings, residual=cfg.residual)
 
     def reset_parameters(self) -> None:
         if self.embedding is not None:
@@ -135,6 +164,16 @@ class RamenEncoder(Encoder):
         for m in self.mlp:
             if isinstance(m, nn.Linear):
                 m.reset_parameters()
+        if self.residual:
+            last = self.mlp[-1]
+            nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
+            if self.skip is not None:
+                # rows orthonormal: distances of the projected (unit) vectors are
+                # those of the features seen through a random dim-d subspace
+                nn.init.orthogonal_(self.skip.weight)
+            nn.init.zeros_(self.log_scale)
 
     def tangent(self, x: Optional[Tensor], node_ids: Optional[Tensor]) -> Tensor:
         """(n, dim) tangent vectors at the origin, before the exponential map."""
@@ -151,6 +190,10 @@ class RamenEncoder(Encoder):
             h = x
             if self.norm is not None:
                 h = self.norm(h)
+            if self.residual:
+                unit = torch.nn.functional.normalize(x, dim=-1)
+                skip = unit if self.skip is None else self.skip(unit)
+                return self.log_scale.exp() * skip + self.mlp(h)
         return self.mlp(h)
 
     def forward(self, x: Optional[Tensor], edge_index: Optional[Tensor] = None,
@@ -162,4 +205,5 @@ class RamenEncoder(Encoder):
     def __repr__(self) -> str:
         src = f"ids({self.num_nodes})" if self.id_mode else f"features({self.in_dim})"
         return (f"RamenEncoder(input={src}, mlp={self.mlp}, norm={self.norm is not None}, "
+                f"residual={self.residual}, "
                 f"dim={self.dim}, manifold={M.kind(self.manifold)})")

@@ -167,3 +167,53 @@ def test_layernorm_makes_output_scale_invariant(dtype):
     a = enc(x)
     b = enc(x * 1e4)
     assert torch.allclose(a, b, atol=1e-4)   # up to LayerNorm eps (1e-5 vs unit variance)
+
+
+# --- residual start: the tower begins at the feature geometry -------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_residual_at_init_ranks_as_the_cosine_of_the_features(kind, dtype):
+    """dim == F: the skip is the identity, the MLP adds zero, so every point has the
+    same norm and the manifold distance orders neighbours exactly as the cosine."""
+    enc = _enc(kind, in_dim=12, dim=12, dtype=dtype, residual=True)
+    assert enc.skip is None
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 12, generator=g, dtype=dtype) * 5.0
+    with torch.no_grad():
+        z = enc(x)
+    _on_manifold(kind, enc.manifold, z)
+    unit = torch.nn.functional.normalize(x, dim=-1)
+    cos = unit @ unit.T
+    for i in range(5):
+        d = M.dist(enc.manifold, z[i:i + 1], z)
+        # same order (ties impossible with continuous random features)
+        assert torch.equal(torch.argsort(d), torch.argsort(-cos[i]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_residual_projection_is_orthonormal_and_trainable(dtype):
+    enc = _enc("poincare", in_dim=16, dim=5, dtype=dtype, residual=True)
+    w = enc.skip.weight
+    eye = torch.eye(5, dtype=dtype)
+    # initialised in float32 (the module's default dtype), then cast
+    assert torch.allclose(w @ w.T, eye, atol=1e-5)
+    last = enc.mlp[-1]
+    assert torch.count_nonzero(last.weight) == 0 and torch.count_nonzero(last.bias) == 0
+    x = torch.randn(8, 16, dtype=dtype)
+    loss = enc(x).sum()
+    loss.backward()
+    # every part learns: skip, scale and the MLP's last layer get a gradient
+    assert enc.skip.weight.grad.abs().sum() > 0
+    assert enc.log_scale.grad is not None and enc.log_scale.grad.abs() > 0
+    assert last.weight.grad.abs().sum() > 0
+
+
+def test_residual_from_config_and_ignored_in_id_mode():
+    m = M.make_manifold("poincare", 1.0)
+    cfg = ModelConfig(encoder="ramen", dim=4, hidden=8, residual=True)
+    enc = build_encoder(EncoderSpec(cfg, m, num_nodes=10, in_dim=6))
+    assert enc.residual and "residual=True" in repr(enc)
+    ids = RamenEncoder(m, 4, None, hidden=8, num_nodes=10, residual=True)
+    assert not ids.residual and ids.skip is None and ids.log_scale is None
+    assert torch.isfinite(ids(None, None, torch.arange(10))).all()
