@@ -126,7 +126,22 @@ def parse_config(argv: Optional[List[str]] = None) -> tuple[RunConfig, argparse.
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """The command; under torchrun every rank runs it inside one process group
+    (:func:`hgraph.distributed.session`) and rank 0 alone prints the result."""
+    from hgraph import distributed
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        with distributed.session():
+            return _main(argv)
+    except RuntimeError as e:
+        msg = distributed.failure_message(e)     # a peer died or a collective timed out
+        if msg is None:
+            raise
+        print(f"error: {msg}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: List[str]) -> int:
     try:
         if "--resume" in argv:
             if len(argv) != 2 or argv[0] != "--resume":
@@ -134,7 +149,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                        fix="the run's config.json holds its settings")
             from hgraph.pipeline import resume
             result = resume(argv[1], argv=["pipelines/run.py", *argv])
-            print(format_result(result))
+            if result is not None:          # None: a rank other than 0
+                print(format_result(result))
             return 0
         cfg, ns = parse_config(argv)
         if ns.print_config:
@@ -163,7 +179,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)     # names the last good checkpoint
         return 1
-    print(format_result(result))
+    if result is not None:
+        print(format_result(result))
     return 0
 
 

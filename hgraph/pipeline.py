@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
+from hgraph import distributed as D
 from hgraph import manifolds as M
 from hgraph import results as R
 from hgraph.config import RunConfig
@@ -130,15 +131,15 @@ def fit(model: Encoder, prep: Prepared, cfg: RunConfig, seed: int, device,
                      val_pos=sp_.val if len(sp_.val) else None, val_neg=prep.val_neg,
                      regularizer=make_regularizer(cfg, prep, seed),
                      reg_lambda=cfg.reg.reg_lambda, reg_warmup=cfg.reg.reg_warmup)
-    ckpt = R.checkpoint_path(run_dir, seed)
-    state = R.read_checkpoint(ckpt, device) if resuming else None
-    if state is not None:
+    ckpt, ctx = R.checkpoint_path(run_dir, seed), D.current()   # rank 0 reads and writes
+    state = ctx.from_main(R.read_checkpoint, ckpt, device) if resuming else None
+    if state is not None and ctx.is_main:
         inside = f" + {state['step']} steps" if "step" in state else ""
         print(f"[seed {seed}] resuming after epoch {state['epoch']}{inside}", file=sys.stderr)
     try:
         return train(model, data, cfg.train, device=device, seed=seed, progress=cfg.progress,
-                     checkpoint=lambda epoch, st: R.write_checkpoint(ckpt, epoch, st),
-                     resume=state)
+                     checkpoint=lambda epoch, st: ctx.on_main(R.write_checkpoint, ckpt, epoch, st),
+                     resume=state, dist=ctx)
     except TrainingInterrupted as e:
         saved = f"checkpoint {ckpt}" if e.checkpointed and ckpt.exists() else \
             "no checkpoint written"
@@ -162,12 +163,13 @@ def score(model: Encoder, prep: Prepared, cfg: RunConfig, device) -> tuple:
 
 
 def run(cfg: RunConfig, argv: Optional[List[str]] = None,
-        resume_dir: Optional[Path] = None) -> R.RunResult:
+        resume_dir: Optional[Path] = None) -> Optional[R.RunResult]:
     """Run one configuration over its seeds; write the run folder; return the result.
 
     With ``resume_dir`` (an interrupted run's folder, its ``config.json`` as
     ``cfg``) each seed continues from its latest checkpoint; seeds without one
     start afresh.  Final metrics equal an uninterrupted run's (same device).
+    Under torchrun (:mod:`hgraph.distributed`) ranks other than 0 return None.
     """
     t_wall = time.perf_counter()
     device, dtype = resolve_device(cfg.device), R.DTYPES[cfg.dtype]
@@ -177,7 +179,8 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
     subtrees = [tax.index(name) for name in cfg.plot_subtree]   # unknown name: error now
     command = " ".join(["python", *argv]) if argv is not None else \
         "hgraph.pipeline.run(cfg) with cfg = config.json of this folder"
-    run_dir = R.open_run_dir(cfg, command, resume_dir)
+    ctx = D.current()       # under torchrun: every rank trains, rank 0 alone writes and evaluates
+    run_dir = ctx.from_main(R.open_run_dir, cfg, command, resume_dir)
 
     per_seed: List[Dict[str, float]] = []
     histories, points, model = [], None, None
@@ -187,6 +190,8 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         res = fit(model, prep, cfg, seed, device, run_dir, resuming=resume_dir is not None)
+        if not ctx.is_main:
+            continue
         metrics, z = score(model, prep, cfg, device)
         # the evaluated weights (best validation epoch), for load_encoder / retrieval
         torch.save(model.state_dict(), run_dir / f"model_seed{seed}.pt")
@@ -201,7 +206,7 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
             print(f"[seed {seed}] " + " ".join(f"{k}={metrics[k]:.4g}" for k in SUMMARY_METRICS
                                                if metrics.get(k) is not None), file=sys.stderr)
     return finish(cfg, prep, run_dir, command, per_seed, histories, points, model, subtrees,
-                  device, t_wall)
+                  device, t_wall) if ctx.is_main else None
 
 
 def finish(cfg, prep, run_dir, command, per_seed, histories, points, model, subtrees, device,
@@ -215,6 +220,7 @@ def finish(cfg, prep, run_dir, command, per_seed, histories, points, model, subt
           "features": None if prep.x is None else int(prep.x.shape[1])}
     meta = {"git": R.git_hash(str(Path(__file__).resolve().parent.parent)), "command": command,
             "seeds": list(cfg.seeds), "wall_time_s": time.perf_counter() - t_wall,
+            "world_size": D.current().world_size,
             "env": R.environment(device), "dataset": ds, **R.peak_memory_mb(device)}
     R.atomic_write_json(run_dir / "metrics.json", {"mean_std": agg, "per_seed": per_seed,
                                                    "run": meta})
@@ -227,7 +233,7 @@ def finish(cfg, prep, run_dir, command, per_seed, histories, points, model, subt
            "dataset": cfg.data.dataset, "encoder": cfg.model.encoder,
            "manifold": cfg.model.manifold, "dim": cfg.model.dim, "loss": cfg.train.loss,
            "epochs": cfg.train.epochs, "seeds": len(cfg.seeds), "device": str(device),
-           "git": meta["git"]}
+           "world_size": meta["world_size"], "git": meta["git"]}
     for k in SUMMARY_METRICS:
         if k in agg:
             row[k], row[k + "_std"] = agg[k]["mean"], agg[k]["std"]

@@ -40,6 +40,7 @@ import geoopt
 import numpy as np
 import torch
 
+from hgraph import distributed as D
 from hgraph import manifolds as M
 from hgraph.data.pairs import NegativeSampler
 from hgraph.errors import HGraphInputError
@@ -424,7 +425,8 @@ def validation_score(model, data: TrainData) -> Optional[float]:
 def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
           progress: bool = True, on_epoch: Optional[Callable[[int, Dict], None]] = None,
           checkpoint: Optional[Callable[[int, Dict], None]] = None,
-          resume: Optional[Dict[str, Any]] = None) -> TrainResult:
+          resume: Optional[Dict[str, Any]] = None,
+          dist: Optional[D.Context] = None) -> TrainResult:
     """Train ``model`` in place; returns the history and the chosen epoch.
 
     ``cfg`` is a :class:`hgraph.config.TrainConfig`.  The model with the best
@@ -448,15 +450,23 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
     stopped early (``result.stopped_early``) resumes to no further epochs.
     An early stop ends training as its last epoch would: validation runs and
     the final checkpoint is written.
+
+    ``dist`` (default: :func:`hgraph.distributed.current`, one process without
+    torchrun): under torchrun every rank draws the same global batch and
+    trains on its slice (:mod:`hgraph.distributed`); the result equals one
+    process's up to the order of floating-point sums.  Every rank must call
+    ``train`` with the same arguments; ``checkpoint`` is called on every rank
+    (it gathers the ranks' torch RNG states) and should write on rank 0 only.
     """
     # same bits whatever the process ran before: a resumed run equals an uninterrupted one
     with _StopOnSignal() as stop, M.reproducible_execution():
         return _train(model, data, cfg, device=device, seed=seed, progress=progress,
-                      on_epoch=on_epoch, checkpoint=checkpoint, resume=resume, stop=stop)
+                      on_epoch=on_epoch, checkpoint=checkpoint, resume=resume, stop=stop,
+                      dist=D.current() if dist is None else dist)
 
 
 def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, checkpoint,
-           resume, stop: _StopOnSignal) -> TrainResult:
+           resume, stop: _StopOnSignal, dist: D.Context) -> TrainResult:
     from tqdm.auto import tqdm
 
     loss_fn = LOSSES[cfg.loss]
@@ -472,13 +482,17 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
         model.load_state_dict(resume["model"])
         load_optimizer_state(opt, resume["optimizer"])
         rng.bit_generator.state = resume["rng"]
-        torch.set_rng_state(resume["torch_rng"])
+        ranks = resume.get("torch_rng_ranks", ())      # this rank's, at the same world size
+        torch.set_rng_state(ranks[dist.rank] if len(ranks) == dist.world_size
+                            else resume["torch_rng"])
         res = resume["result"]
         best_state = resume.get("best_state")
         start_epoch = int(resume["epoch"])
         early.update(resume.get("early_stop", {}))
         if "perm" in resume:          # interrupted inside an epoch
             position = resume
+    net = dist.wrap(model, device)       # DDP over the dense parameters under torchrun
+    sparse = model.sparse_parameters()
     pos = data.positives
     n_pos = len(pos)
     if n_pos == 0:
@@ -489,9 +503,26 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
     t_start = time.perf_counter() - res.train_time_s
 
     def state() -> Dict[str, Any]:
-        return {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "result": res, "best_state": best_state, "early_stop": dict(early)}
+        out = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+               "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+               "result": res, "best_state": best_state, "early_stop": dict(early)}
+        if dist.active:
+            out.update(world_size=dist.world_size,
+                       torch_rng_ranks=dist.all_gather(torch.get_rng_state()))
+        return out
+
+    pending: List[Optional[int]] = [None]     # under torchrun: a signal every rank knows of
+
+    def stopping(agree: bool = False) -> bool:
+        """A signal received: in one process, now; under torchrun, on any rank, known
+        to every rank at the same point (the last step's all-reduce, or ``agree``)."""
+        if not dist.active:
+            return stop.signum is not None
+        if agree:
+            pending[0] = pending[0] or dist.agree_signal(stop.signum)
+        if pending[0] is not None and stop.signum is None:
+            stop.signum = pending[0]
+        return pending[0] is not None
 
     def interrupt(epochs_done: int, written: bool = False, **where) -> None:
         res.train_time_s = time.perf_counter() - t_start
@@ -502,8 +533,8 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
 
     model.train()
     end_epoch = res.epochs_run if res.stopped_early else cfg.epochs   # stopped: nothing left
-    bar = tqdm(range(start_epoch, end_epoch), desc="train", disable=not progress,
-               unit="epoch", dynamic_ncols=True)
+    bar = tqdm(range(start_epoch, end_epoch), desc="train", unit="epoch", dynamic_ncols=True,
+               disable=not progress or not dist.is_main)
     for epoch in bar:
         _set_lr(opt, lr_at(cfg, epoch))
         if position and epoch == start_epoch:
@@ -515,7 +546,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
             total, count = 0.0, 0
             reg_total = 0.0
         for s in range(first, steps):
-            if stop.signum is not None:      # the previous step is done: stop here
+            if stopping():                   # the previous step is done: stop here
                 interrupt(epoch, step=s, perm=perm, partial=(total, reg_total, count),
                           bad_in_row=bad_in_row, last_good=last_good)
             b = pos[perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
@@ -527,37 +558,46 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 lam = lambda_at(epoch, data.reg_lambda, data.reg_warmup)
                 if lam > 0:
                     reg_samples = data.regularizer.sample(u, rng)
+            # this rank's slice of the global batch (all of it in one process)
+            sh = dist.shard(len(u))
+            B = len(u)
+            u, v, neg, mask = u[sh.rows], v[sh.rows], neg[sh.rows], mask[sh.rows]
+            reg_samples, reg_w = dist.shard_samples(reg_samples)
             parts = [u, v, neg.ravel()]
             if reg_samples is not None:
                 parts.append(data.regularizer.nodes(reg_samples))
             ids_np, inv = np.unique(np.concatenate(parts), return_inverse=True)
             ids = torch.from_numpy(ids_np).to(device)
-            if data.embedder.hides_pairs:
-                z = data.embedder(model, ids, pairs=(torch.from_numpy(u).to(device),
-                                                      torch.from_numpy(v).to(device)))
+            if data.embedder.hides_pairs:      # the global batch's pairs, on every rank
+                z = data.embedder(net, ids, pairs=(torch.from_numpy(b[:, 0]).to(device),
+                                                    torch.from_numpy(b[:, 1]).to(device)))
             else:
-                z = data.embedder(model, ids)
-            B = len(u)
-            iu = torch.from_numpy(inv[:B]).to(device)
-            iv = torch.from_numpy(inv[B:2 * B]).to(device)
-            ineg = torch.from_numpy(inv[2 * B:2 * B + neg.size].reshape(neg.shape)).to(device)
-            loss = loss_fn(model.manifold, z[iu], z[iv], z[ineg],
-                           torch.from_numpy(mask).to(device))
+                z = data.embedder(net, ids)
+            n = len(u)
+            iu = torch.from_numpy(inv[:n]).to(device)
+            iv = torch.from_numpy(inv[n:2 * n]).to(device)
+            ineg = torch.from_numpy(inv[2 * n:2 * n + neg.size].reshape(neg.shape)).to(device)
+            # weight W * n / B: the ranks' mean gradient is the global batch's
+            loss = sh.weight * loss_fn(model.manifold, z[iu], z[iv], z[ineg],
+                                       torch.from_numpy(mask).to(device))
             reg_val = 0.0
             if reg_samples is not None:
                 def local(g, _ids=ids_np):  # global ids -> rows of z
                     return torch.from_numpy(np.searchsorted(_ids, g)).to(device)
                 reg_losses = data.regularizer.loss(model.manifold, z, local, reg_samples)
-                reg = sum(reg_losses.values())
+                reg = sum(reg_w[k] * r for k, r in reg_losses.items())
                 reg_val = float(reg.detach())
                 loss = loss + lam * reg
             # lr_unit pair: the sum over the step's pairs, so lr is a rate per pair
             objective = loss * B if cfg.lr_unit == "pair" else loss
             opt.zero_grad(set_to_none=True)
-            if not torch.isfinite(objective):
-                bad = True
-            else:
+            # every rank skips the same steps; loss and reg become the global batch's
+            bad, loss_val, reg_val, signum = dist.step_values(
+                not bool(torch.isfinite(objective)), loss, reg_val, stop.signum, stop.SIGNALS)
+            pending[0] = pending[0] or signum
+            if not bad:
                 objective.backward()
+                dist.sync_sparse(sparse)
                 bad = not _grads_finite(model)
             if bad:
                 res.bad_steps += 1
@@ -571,7 +611,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 continue
             opt.step()
             bad_in_row = 0
-            total += float(loss.detach()) * B
+            total += loss_val * B
             reg_total += reg_val * B
             count += B
         if not _state_finite(model):       # a finite step can still overflow the update
@@ -599,7 +639,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 reason = (f"training loss not below (1 - {cfg.loss_min_delta:g}) x its best "
                           f"{early['best_loss']:.6g} for {early['bad_epochs']} epochs")
         if data.val_pos is not None and ((epoch + 1) % cfg.eval_every == 0 or last or reason):
-            score = validation_score(model, data)
+            score = dist.from_main(validation_score, model, data)    # rank 0 validates
             rec["val_ap"] = score
             if score is not None and not (score <= res.best_val):  # NaN-safe: first wins
                 res.best_val, res.best_epoch = score, epoch + 1
@@ -608,6 +648,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 (epoch + 1 - res.best_epoch) >= cfg.patience * cfg.eval_every:
             reason = (f"validation AP not above its best (epoch {res.best_epoch}) for "
                       f"{epoch + 1 - res.best_epoch} epochs")
+        reason = dist.broadcast(reason)         # rank 0's decision binds every rank
         if reason is not None and not last:     # stop here: this epoch is the last
             res.stopped_early, res.stop_reason = True, f"after epoch {epoch + 1}: {reason}"
             rec["stopped_early"] = True
@@ -624,7 +665,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 ((epoch + 1) % cfg.checkpoint_every == 0 or last):
             checkpoint(epoch + 1, state())
             written = True
-        if stop.signum is not None:
+        if stopping(agree=True):
             interrupt(epoch + 1, written)
         if res.stopped_early:
             break
