@@ -371,10 +371,20 @@ def apply_presets(d: Dict[str, Any]) -> Dict[str, Any]:
         else ModelConfig.encoder
     data = d.get("data") if isinstance(d.get("data"), dict) else {}
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
-    for preset in (FEATURE_PRESETS.get((enc, data.get("features")), {}),
+    for preset in (FEATURE_PRESETS.get((enc, _features_kind(data)), {}),
                    ENCODER_PRESETS.get(enc, {})):
         _fill(out, preset)
     return out
+
+
+def _features_kind(data: Dict[str, Any]) -> Optional[str]:
+    """``data.features`` as given, else the dataset's default kind (icd10cm and
+    hpo: text), None when the dataset name is unknown (reported later)."""
+    if data.get("features") is not None:
+        return data["features"]
+    from hgraph.data.datasets import DATASETS
+    ds = DATASETS.get(str(data.get("dataset", DataConfig.dataset)).partition(":")[0])
+    return None if ds is None else ds.default_features
 
 
 def _fill(out: Dict[str, Any], preset: Dict[str, Any]) -> None:

@@ -99,6 +99,12 @@ def test_feature_presets_apply_to_their_encoder_and_features_only():
     plain, _ = parse_config(["--encoder", "ramen"])
     assert not plain.model.residual and plain.model.dim == 10
     assert plain.train.lr == ENCODER_PRESETS["ramen"]["train"]["lr"] and plain.train.val_metric == "ap"
+    # the dataset's default features count: hpo and icd10cm come with text
+    for ds in ("hpo", "icd10cm:no7th"):
+        dflt, _ = parse_config(["--encoder", "ramen", "--dataset", ds])
+        assert dflt.model.residual and dflt.train.val_metric == "mrr"
+    tfidf, _ = parse_config(["--encoder", "ramen", "--dataset", "wordnet-nouns"])
+    assert not tfidf.model.residual
     hgcn, _ = parse_config(["--encoder", "hgcn", "--features", "text"])
     assert hgcn.train.lr == ENCODER_PRESETS["hgcn"]["train"]["lr"] and hgcn.model.dim == 10
     with pytest.raises(SystemExit):
