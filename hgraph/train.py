@@ -261,6 +261,11 @@ class TrainData:
     regularizer: Optional[GraphRegularizer] = None
     reg_lambda: float = 0.0
     reg_warmup: int = 0
+    #: "ap" or "mrr" (parent MRR of ``val_pos`` among ``val_candidates``, true
+    #: parents in ``val_filter`` (N, N) sparse left out of the ranking)
+    val_metric: str = "ap"
+    val_filter: Any = None
+    val_candidates: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -409,15 +414,28 @@ def _grads_finite(model) -> bool:
     return True
 
 
+#: validation parent MRR ranks at most this many validation edges (a fixed, seeded
+#: subset): each costs a distance to every candidate node
+VAL_MRR_QUERIES = 2000
+
+
 def validation_score(model, data: TrainData) -> Optional[float]:
-    """Average precision of the validation pairs against their negatives."""
+    """``data.val_metric`` of the validation pairs: average precision against
+    their negatives ("ap"), or the MRR of each pair's parent among the
+    candidate nodes ("mrr"; on a fixed subset of :data:`VAL_MRR_QUERIES` pairs)."""
     if data.val_pos is None or len(data.val_pos) == 0:
         return None
-    from hgraph.eval.link import link_prediction
+    from hgraph.eval.link import link_prediction, parent_ranking
     model.eval()
     with torch.no_grad():
         z = data.embed_all(model)
     model.train()
+    if data.val_metric == "mrr":
+        q = np.asarray(data.val_pos)
+        if len(q) > VAL_MRR_QUERIES:
+            q = q[np.sort(np.random.default_rng(0).choice(len(q), VAL_MRR_QUERIES, replace=False))]
+        return float(parent_ranking(model.manifold, z, q, data.val_filter,
+                                    candidates=data.val_candidates)["mrr"])
     return float(link_prediction(model.manifold, z, torch.as_tensor(data.val_pos),
                                  torch.as_tensor(data.val_neg))["ap"])
 
@@ -640,13 +658,14 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                           f"{early['best_loss']:.6g} for {early['bad_epochs']} epochs")
         if data.val_pos is not None and ((epoch + 1) % cfg.eval_every == 0 or last or reason):
             score = dist.from_main(validation_score, model, data)    # rank 0 validates
-            rec["val_ap"] = score
+            rec["val_" + data.val_metric] = score
             if score is not None and not (score <= res.best_val):  # NaN-safe: first wins
                 res.best_val, res.best_epoch = score, epoch + 1
                 best_state = copy.deepcopy(model.state_dict())
         if reason is None and cfg.patience and res.best_epoch > 0 and \
                 (epoch + 1 - res.best_epoch) >= cfg.patience * cfg.eval_every:
-            reason = (f"validation AP not above its best (epoch {res.best_epoch}) for "
+            reason = (f"validation {data.val_metric.upper()} not above its best "
+                      f"(epoch {res.best_epoch}) for "
                       f"{epoch + 1 - res.best_epoch} epochs")
         reason = dist.broadcast(reason)         # rank 0's decision binds every rank
         if reason is not None and not last:     # stop here: this epoch is the last
@@ -657,7 +676,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
         res.epochs_run = epoch + 1
         res.train_time_s = time.perf_counter() - t_start
         bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v)
-                         for k, v in rec.items() if k in ("loss", "val_ap", "reg")})
+                         for k, v in rec.items() if k in ("loss", "val_ap", "val_mrr", "reg")})
         if on_epoch is not None:
             on_epoch(epoch, rec)
         written = False

@@ -336,3 +336,57 @@ def test_validation_patience_stop_is_recorded_too():
     assert res.epochs_run == want and res.stopped_early
     assert "validation AP" in res.stop_reason and res.history[-1]["stopped_early"] is True
     assert [h["loss"] for h in res.history] == [h["loss"] for h in full.history[:want]]
+
+
+def test_validation_on_parent_mrr_selects_the_best_mrr_epoch():
+    """``val_metric="mrr"``: every evaluation records ``val_mrr`` (the rank of each
+    validation edge's parent among training nodes, known true parents filtered), the
+    best epoch is the one with the highest of them, and its weights are the ones kept."""
+    from hgraph.eval.link import parent_ranking
+    cfg, model, base, _ = _setup("ramen")
+    sp_ = prepare(cfg, load_dataset(cfg.data), torch.device("cpu"), torch.float32).splits
+    data = replace(base, val_metric="mrr", val_filter=sp_.known_edges(),
+                   val_candidates=sp_.train_mask)
+    tc = replace(cfg.train, epochs=6, checkpoint_every=0, eval_every=1, lr=0.05)
+    res = train(model, data, tc, seed=0, device=torch.device("cpu"), progress=False)
+    mrrs = [h["val_mrr"] for h in res.history]
+    assert all("val_ap" not in h for h in res.history)
+    assert all(0.0 < v <= 1.0 for v in mrrs)
+    assert len(set(mrrs)) > 1                     # training moves it
+    assert res.best_epoch == 1 + mrrs.index(max(mrrs)) and res.best_val == max(mrrs)
+    with torch.no_grad():                         # the kept weights score the best value
+        z = data.embed_all(model)
+    again = parent_ranking(model.manifold, z, sp_.val, sp_.known_edges(),
+                           candidates=sp_.train_mask)["mrr"]
+    assert again == pytest.approx(max(mrrs), abs=1e-12)
+
+
+def test_known_edges_hold_train_and_validation_but_not_test():
+    cfg, _, _, _ = _setup("ramen")
+    sp_ = prepare(cfg, load_dataset(cfg.data), torch.device("cpu"), torch.float32).splits
+    k = sp_.known_edges()
+    for e in sp_.train[:20].tolist() + sp_.val.tolist():
+        assert k[e[0], e[1]]
+    for e in sp_.test.tolist():
+        assert not k[e[0], e[1]]
+    assert k.nnz == len(sp_.train) + len(sp_.val)
+
+
+def test_validation_mrr_ranks_a_fixed_subset_of_at_most_val_mrr_queries(monkeypatch):
+    import numpy as np
+    import hgraph.train as T
+    from hgraph.eval.link import parent_ranking
+    cfg, model, base, _ = _setup("ramen")
+    sp_ = prepare(cfg, load_dataset(cfg.data), torch.device("cpu"), torch.float32).splits
+    assert len(sp_.val) > 1
+    data = replace(base, val_metric="mrr", val_filter=sp_.known_edges(),
+                   val_candidates=sp_.train_mask)
+    monkeypatch.setattr(T, "VAL_MRR_QUERIES", 1)
+    first, again = T.validation_score(model, data), T.validation_score(model, data)
+    assert first == again                           # the same subset every time
+    with torch.no_grad():
+        z = data.embed_all(model)
+    per = [parent_ranking(model.manifold, z, sp_.val[i:i + 1], sp_.known_edges(),
+                          candidates=sp_.train_mask)["mrr"] for i in range(len(sp_.val))]
+    rows = np.sort(np.random.default_rng(0).choice(len(sp_.val), 1, replace=False))
+    assert first == pytest.approx(float(np.mean([per[i] for i in rows])), abs=1e-12)
