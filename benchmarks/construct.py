@@ -7,29 +7,32 @@ much training it saves as the shallow table's initialisation.
 ``quality``: for each dataset (``--datasets``: the pipeline's default generated
 tree, WordNet mammals, WordNet nouns) and dimension (``--dims``, default 2 5 10)
 builds the embedding (:func:`hgraph.manifolds.construct.construct`, float64,
-the default ``tau`` = clamp radius / depth, i.e. every node inside the
-float64 boundary clamp) and ranks it two ways, both exactly with the
-project's evaluator (:func:`hgraph.eval.ranking.reconstruction`):
+the default ``tau``: the largest that keeps every node inside the float64
+boundary clamp) and ranks it two ways with the project's evaluator
+(:func:`hgraph.eval.ranking.reconstruction`; exact, or on ``--sample``
+random sources):
 
 * **closure**: row u = u's proper ancestors (``Taxonomy.closure``), ranked
   among non-ancestors: the reconstruction MAP/MR of every shallow run and of
   Nickel & Kiela's tables;
 * **edges**: row u = u's direct neighbours (parents and children, every edge
   of the DAG, not only the spanning tree's), ranked among all other nodes:
-  what Sala et al.'s MAP (0.989 on WordNet in 2 dims) measures.
+  what Sala et al.'s MAP (0.989 on WordNet in 2 dims) measures;
+* **tree** (``--rankings tree``): the same over the spanning tree's edges only
+  (on a DAG a second parent is not placed near its child).
 
-With ``--free`` also at ``tau = min(min_tau, 25 / depth)`` *without* the
-clamp, when that is larger than the default: ``min_tau`` is where no sibling
-comes nearer than the tree neighbours, 25 about the farthest float64 ranks
-reliably (``FREE_RADIUS``); what the construction gives once the boundary
-clamp is passed (points straight from :func:`~hgraph.manifolds.construct.place`).
+With ``--free`` also *without* the clamp, when ``min_tau`` (where no sibling
+comes nearer than the tree neighbours) exceeds the default: ``tau`` =
+``min_tau`` or the largest that keeps every node within 25 of the origin
+(``FREE_RADIUS``, about the farthest float64 ranks reliably), whichever is
+smaller; what the construction gives once the boundary clamp is passed
+(points straight from :func:`~hgraph.manifolds.construct.place`).
 
 The construction is symmetric, so some distances tie exactly (in 5-d a
 sibling at 90 degrees and the grandparent at 90 degrees from a node, seen
 from its parent); the evaluator counts a tie in favour of the positive, and
-a perturbation of 1e-9 of the coordinates (``--perturb``), or the 4e-8 by
-which geoopt's ball moves its curvature when cast to float64, breaks them
-(WordNet mammals, dim 5, closure MAP 0.323 exact, 0.290 perturbed).
+moving the points by 1e-9 (``--perturb``), or the 4e-8 by which geoopt's
+ball moves its curvature when cast to float64, breaks them.
 
 ``init``: WordNet mammals (``--dataset``), dim ``--dim`` 5, the shallow table
 trained on the full closure by the library's loop (:func:`hgraph.train.train`)
@@ -38,8 +41,9 @@ from the uniform init and from the construction, the same optimiser settings
 burn-in ``--burnin`` epochs at lr / ``--burnin-lr-divisor``); exact closure
 MAP/MR every ``--eval-every`` epochs against training seconds (evaluation
 time excluded).  ``--inits`` names the runs: ``uniform``, ``construct``
-(default tau), ``construct:T`` (tau = T), ``construct0`` / ``construct0:T``
-(no burn-in).
+(the shallow encoder's default: farthest node at ``INIT_RADIUS`` = 0.6 of the
+clamp's distance), ``construct:T`` (tau = T); a name ending in 0 (``uniform0``,
+``construct0``, ``construct0:T``) runs without burn-in.
 """
 from __future__ import annotations
 
@@ -79,16 +83,29 @@ def _neighbours(tax):
     return (a + a.T).tocsr()
 
 
+def _tree_neighbours(tax):
+    """Symmetric adjacency of the spanning tree the construction embeds."""
+    import numpy as np
+    import scipy.sparse as sp
+    from hgraph.manifolds.construct import spanning_tree
+    parent = spanning_tree(tax.edges, tax.num_nodes)
+    kids = np.flatnonzero(parent >= 0)
+    n = tax.num_nodes
+    a = sp.csr_matrix((np.ones(len(kids), dtype=bool), (kids, parent[kids])), shape=(n, n))
+    return (a + a.T).tocsr()
+
+
 def quality(a) -> dict:
     import torch
     from hgraph import manifolds as M
     from hgraph.eval.ranking import reconstruction
-    from hgraph.manifolds.construct import construct, place, spanning_tree
+    from hgraph.manifolds.construct import construct, fit_tau, place, spanning_tree
 
     ball = M.make_manifold("poincare", 1.0)
     rows = []
     print(f"{'dataset':>8} {'N':>6} {'dim':>3} {'tau':>6} {'radius':>6} {'clamp':>5} "
-          f"{'closure MAP':>11} {'MR':>8} {'edges MAP':>9} {'MR':>7} {'build s':>7} "
+          f"{'closure MAP':>11} {'MR':>8} {'edges MAP':>9} {'MR':>7} {'tree MAP':>8} {'MR':>7} "
+          f"{'build s':>7} "
           f"{'eval s':>6}  note", flush=True)
     for name in a.datasets:
         tax = _load(name)
@@ -103,32 +120,42 @@ def quality(a) -> dict:
                     x, st = construct(tax.edges, tax.num_nodes, dim)
                 else:
                     _, st0 = construct(tax.edges, tax.num_nodes, dim)
-                    tau = min(st0["min_tau"], FREE_RADIUS / st0["depth"])
-                    if tau <= st0["tau"]:          # the clamp is not what limits it
+                    if st0["min_tau"] <= st0["tau"]:     # the clamp is not what limits it
                         continue
-                    x, _ = place(spanning_tree(tax.edges, tax.num_nodes), dim, tau)
+                    parent = spanning_tree(tax.edges, tax.num_nodes)
+                    tau, x = fit_tau(parent, dim, FREE_RADIUS, st0["depth"])
+                    if st0["min_tau"] < tau:
+                        tau = st0["min_tau"]
+                        x, _ = place(parent, dim, tau)
                     st = {**st0, "tau": tau, "at_clamp": int((x.norm(dim=-1) >
                                                               1 - M.BOUNDARY_EPS[torch.float64]).sum()),
                           # not M.dist0: geoopt's artanh stops at 1 - 1e-7 (16.8)
                           "radius": float(2 * torch.atanh(x.norm(dim=-1).max()))}
                 build = time.perf_counter() - t0
-                if a.perturb:
+                if a.perturb:       # a step of ~perturb in hyperbolic distance, any radius
                     g = torch.Generator().manual_seed(0)
-                    x = x * (1 + a.perturb * torch.randn(x.shape, generator=g, dtype=x.dtype))
+                    conf = (1 - (x * x).sum(-1, keepdim=True)) / 2
+                    x = x + a.perturb * conf * torch.randn(x.shape, generator=g, dtype=x.dtype)
                 t0 = time.perf_counter()
                 nan = {"map": float("nan"), "mean_rank": float("nan")}
-                rc = reconstruction(ball, x, tax.closure) if "closure" in a.rankings else nan
-                re = reconstruction(ball, x, nb) if "edges" in a.rankings else nan
+                smp = a.sample or None
+                rc = reconstruction(ball, x, tax.closure, sample=smp) \
+                    if "closure" in a.rankings else nan
+                re = reconstruction(ball, x, nb, sample=smp) if "edges" in a.rankings else nan
+                rt = reconstruction(ball, x, _tree_neighbours(tax), sample=smp) \
+                    if "tree" in a.rankings else nan
                 ev = time.perf_counter() - t0
                 note = "beyond the clamp" if variant == "free" else ""
                 row = {"dataset": name, "num_nodes": tax.num_nodes, "dim": dim,
                        "variant": variant, **st, "closure_map": rc["map"],
                        "closure_mr": rc["mean_rank"], "edges_map": re["map"],
-                       "edges_mr": re["mean_rank"], "build_s": build, "eval_s": ev}
+                       "edges_mr": re["mean_rank"], "tree_map": rt["map"],
+                       "tree_mr": rt["mean_rank"], "build_s": build, "eval_s": ev}
                 rows.append(row)
                 print(f"{name:>8} {tax.num_nodes:>6} {dim:>3} {st['tau']:>6.3f} "
                       f"{st['radius']:>6.2f} {st['at_clamp']:>5} {rc['map']:>11.4f} "
                       f"{rc['mean_rank']:>8.2f} {re['map']:>9.4f} {re['mean_rank']:>7.2f} "
+                      f"{rt['map']:>8.4f} {rt['mean_rank']:>7.2f} "
                       f"{build:>7.1f} {ev:>6.1f}  {note} (depth {st['depth']}, "
                       f"{st['max_children']} children max, min angle "
                       f"{st['min_angle']:.3g}, min_tau {st['min_tau']:.3g}, "
@@ -144,8 +171,9 @@ def init_runs(a) -> dict:
     from hgraph.data.pairs import NegativeSampler
     from hgraph.data.taxonomy import csr_pairs
     from hgraph.eval.ranking import reconstruction
-    from hgraph.manifolds.construct import construct
+    from hgraph.manifolds.construct import clamp_radius, construct
     from hgraph.nn import ShallowEncoder
+    from hgraph.nn.shallow import INIT_RADIUS
     from hgraph.train import DirectEmbedder, TrainData, train
 
     tax = _load(a.dataset)
@@ -156,13 +184,14 @@ def init_runs(a) -> dict:
         kind, _, t = spec.partition(":")
         torch.manual_seed(a.seed)
         init_pts, st = None, {}
-        if kind.startswith("construct"):
-            init_pts, st = construct(tax.edges, tax.num_nodes, a.dim, tau=float(t or 0))
+        if kind.startswith("construct"):       # default tau: as the shallow encoder's init
+            init_pts, st = construct(tax.edges, tax.num_nodes, a.dim, tau=float(t or 0),
+                                     radius=INIT_RADIUS * clamp_radius())
         model = ShallowEncoder(ball, tax.num_nodes, a.dim, init_points=init_pts).to(torch.float64)
         sampler = NegativeSampler(tax.closure, tax.num_nodes)
         data = TrainData(num_nodes=tax.num_nodes, positives=pairs, sampler=sampler,
                          embedder=DirectEmbedder(None), embed_all=lambda m: m.weight.detach())
-        burnin = 0 if kind == "construct0" else a.burnin
+        burnin = 0 if kind.endswith("0") else a.burnin
         cfg = TrainConfig(loss="ranking", epochs=a.epochs, lr=a.lr, lr_unit="pair",
                           optimizer="rsgd", batch_size=a.batch, negatives=a.negatives,
                           burnin=burnin, burnin_lr_divisor=a.burnin_lr_divisor,
@@ -220,14 +249,20 @@ def main(argv=None) -> int:
     q.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     q.add_argument("--dims", nargs="+", type=int, default=[2, 5, 10])
     q.add_argument("--free", action="store_true",
-                   help="also tau = min(min_tau, 25 / depth) without the clamp, when larger "
-                        "than the default")
+                   help="also without the clamp: tau = min_tau, or the largest that keeps "
+                        "every node within 25 of the origin if smaller (when above the default)")
+    q.add_argument("--sample", type=int, default=0,
+                   help="rank this many random source nodes (seed 0) instead of all (0 = all: "
+                        "exact); a dataset with fewer sources is ranked exactly")
     q.add_argument("--rankings", nargs="+", default=["closure", "edges"],
-                   choices=["closure", "edges"])
+                   choices=["closure", "edges", "tree"],
+                   help="tree: direct neighbours in the spanning tree the construction embeds "
+                        "(differs from edges on a DAG)")
     q.add_argument("--perturb", type=float, default=0.0,
-                   help="multiply the coordinates by 1 + EPS * N(0, 1) (seed 0) before ranking: "
-                        "breaks the construction's exact distance ties at random instead of "
-                        "in favour of the positives (the evaluator's '<' convention)")
+                   help="move each point by ~EPS in hyperbolic distance (EPS (1 - |x|^2) / 2 "
+                        "N(0, I), seed 0) before ranking: breaks the construction's exact "
+                        "distance ties at random instead of in favour of the positives (the "
+                        "evaluator's '<' convention)")
     i = sub.add_parser("init", help="shallow training from the uniform vs the constructed init")
     i.add_argument("--dataset", default="mammals", choices=list(DATASETS))
     i.add_argument("--dim", type=int, default=5)

@@ -107,8 +107,9 @@ class ModelConfig:
                     "origin) or construct (the combinatorial embedding of the training graph, "
                     "as --encoder construct)", choices=lambda: ["uniform", "construct"])
     construct_tau: float = opt(0.0, "construct (encoder, shallow init): hyperbolic length of "
-                               "every tree edge; 0 = the largest that keeps the deepest node "
-                               "inside the boundary clamp of the run's dtype")
+                               "every tree edge; 0 = the largest that keeps every node inside "
+                               "the boundary clamp of the run's dtype (shallow init: within "
+                               "0.6 of the clamp's distance, leaving room to train)")
     # hgcn / ramen
     hidden: int = opt(64, "hidden width of hgcn / ramen layers")
     layers: int = opt(2, "number of hgcn layers / ramen MLP layers")
