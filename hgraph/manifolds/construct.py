@@ -52,6 +52,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
+from geoopt.manifolds.stereographic.math import mobius_add
 
 from hgraph.manifolds.ball import to_lorentz
 from hgraph.manifolds.guards import boundary_eps
@@ -121,11 +122,8 @@ def spanning_tree(edges: np.ndarray, num_nodes: int) -> np.ndarray:
 
 # ------------------------------------------------------------- directions
 def _mobius_add(x: Tensor, y: Tensor) -> Tensor:
-    """Möbius addition in the unit ball, rowwise: (n, d), (n, d) -> (n, d)."""
-    xy = (x * y).sum(-1, keepdim=True)
-    x2 = (x * x).sum(-1, keepdim=True)
-    y2 = (y * y).sum(-1, keepdim=True)
-    return ((1 + 2 * xy + y2) * x + (1 - x2) * y) / (1 + 2 * xy + x2 * y2)
+    """Möbius addition in the unit ball (curvature -1), rowwise: (n, d), (n, d) -> (n, d)."""
+    return mobius_add(x, y, k=torch.tensor(-1.0, dtype=x.dtype, device=x.device))
 
 
 def spread_directions(count: int, dim: int, pool: int = 0, seed: int = 0) -> Tensor:
