@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="new items to place: .npy (Q, F) or CSV rows 'label,f1,...,fF'; each is "
                         "embedded by the run's trained encoder (features only, no graph) and its "
                         "nearest categories are printed")
+    q.add_argument("--text", action="append", metavar="TEXT",
+                   help="an item run (pipelines/items.py): place this text (repeatable); "
+                        "prints the top-k categories with distances and paths")
+    q.add_argument("--text-file", type=Path, metavar="FILE",
+                   help="an item run: place every non-blank line of FILE")
+    p.add_argument("--seed", type=int, default=None,
+                   help="item run: the seed's model (default: the first saved)")
     p.add_argument("-k", type=int, default=10, help="number of neighbours (default: 10)")
     p.add_argument("--no-faiss", action="store_true",
                    help="search with torch only (default: faiss when installed)")
@@ -103,6 +110,51 @@ def _query_features(args, emb) -> int:
     return 0
 
 
+def _query_text(args) -> int:
+    import torch
+    from hgraph import manifolds as M
+    from hgraph.data.text import encode_texts
+    from hgraph.errors import HGraphInputError
+    from hgraph.tasks.items import load_exported
+    saved = sorted(args.run.glob("model_seed*.pt"))
+    if args.seed is not None:
+        saved = [args.run / f"model_seed{args.seed}.pt"]
+    if not saved or not saved[0].exists():
+        raise HGraphInputError("no model_seed*.pt of an item run here", file=str(args.run),
+                               fix="run pipelines/items.py with a trained encoder first")
+    tower, d = load_exported(saved[0])
+    if args.text_file is not None:
+        if not args.text_file.exists():
+            raise HGraphInputError("file not found", file=str(args.text_file))
+        texts = [t.strip() for t in args.text_file.read_text(encoding="utf-8").splitlines()
+                 if t.strip()]
+    else:
+        texts = list(args.text)
+    if not texts:
+        raise HGraphInputError("no text to place", file=str(args.text_file or "--text"))
+    x = torch.as_tensor(encode_texts(texts, model=d["config"]["text_encoder"], progress=False,
+                                     cache=False), dtype=d["cat_points"].dtype)
+    with torch.no_grad():
+        dist = M.pairwise_dist(tower.manifold, tower(x), d["cat_points"])
+    k = min(args.k, dist.shape[1])
+    top = torch.topk(-dist, k, dim=1)
+    names, parent, cand = d["names"], d["parent"], d["cand"]
+
+    def path(i: int) -> str:
+        chain, seen = [], set()
+        while i >= 0 and i not in seen:
+            seen.add(i)
+            chain.append(names[i])
+            i = int(parent[i])
+        return " > ".join(reversed(chain))
+    for t, vals, idx in zip(texts, -top.values, top.indices):
+        print(f"# {t}")
+        for r, (v, j) in enumerate(zip(vals.tolist(), idx.tolist()), 1):
+            c = int(cand[j])
+            print(f"{r:3d}  {d['keys'][c]:<14} {v:8.4f}  {path(c)}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from hgraph.errors import HGraphInputError
@@ -112,6 +164,8 @@ def main(argv=None) -> int:
         print("error: -k must be at least 1", file=sys.stderr)
         return 2
     try:
+        if args.text is not None or args.text_file is not None:
+            return _query_text(args)
         emb = load_embeddings(args.run)
         if args.features is not None:
             return _query_features(args, emb)

@@ -286,3 +286,29 @@ def write_items(path: PathLike, items: Items, tax: Taxonomy) -> None:
     else:
         with atomic_open(Path(path), "w", newline="") as f:
             f.write(body)
+
+
+def read_node_texts(path: PathLike, tax: Taxonomy) -> List[str]:
+    """The text of every node from a CSV ``id,text`` (``id``: a node's key or
+    name; e.g. ``data/samples/*_text.csv``).  Nodes the file does not name
+    keep their name as text; an id that is no node is an error (file, line)."""
+    text, src = _read_text(path)  # empty files, BOM, CRLF, .gz
+    rows = list(_rows(text, _delimiter(src, _first_line(text)[1]), src))
+    head = [f.strip().lower() for f in rows[0][1]]
+    if head[:2] != ["id", "text"]:
+        raise HGraphInputError(f"header must be 'id,text', got {','.join(rows[0][1])!r}",
+                               file=src, line=rows[0][0])
+    keys = tax.keys if tax.keys is not None else tax.names
+    where = {str(k): i for i, k in enumerate(keys)}
+    for i, n in enumerate(tax.names):
+        where.setdefault(str(n), i)
+    out = [str(n) for n in tax.names]
+    for line, f in rows[1:]:
+        if len(f) < 2:
+            raise HGraphInputError("expected 2 fields id,text", file=src, line=line)
+        k = f[0].strip()
+        if k not in where:
+            raise HGraphInputError(f"node {k!r} is not in the taxonomy", file=src, line=line,
+                                   fix="use the node keys of the edge list")
+        out[where[k]] = f[1].strip()
+    return out

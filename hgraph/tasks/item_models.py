@@ -1,0 +1,207 @@
+"""Models of the item -> category task: one shared item tower, four ways to
+place the categories, and two untrained baselines.
+
+Every trained model embeds an item the same way: its text vector (frozen
+sentence encoder) through the ``ramen`` encoder's tower
+(:class:`~hgraph.nn.ramen.RamenEncoder` with the residual start: features ->
+scale * unit vector + MLP -> exponential map), so the per-item cost is equal
+and a comparison isolates how the categories are embedded and how the graph
+is used:
+
+* ``ramen`` (:class:`SiameseModel`): categories through the *same* tower
+  from their own text; the graph enters only as training regularisers.
+* ``hgcn`` (:class:`GraphModel`): categories through the tower plus a
+  hyperbolic GCN over the category graph, added in the tangent space at the
+  origin through a gate that starts at 0 (so at initialisation it equals
+  ``ramen`` and training decides what the graph adds).  Placing a new
+  category needs its k-hop neighbourhood.
+* ``shallow`` (:class:`TableModel`): a free point per category
+  (transductive: a category with no training item keeps a random point).
+* ``knn`` (:class:`KnnScorer`): the category of the nearest training item by
+  raw text vector (cosine); categories with no training item rank last.
+* ``features`` (:class:`CosineScorer`): cosine of the item's and the
+  category's text vectors, nothing trained.
+
+Capabilities are declared (``trainable``, ``uses_graph``, ``places_new``).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Type
+
+import geoopt
+import numpy as np
+import torch
+from torch import nn
+
+from hgraph import manifolds as M
+from hgraph.nn.hgcn import HGCNEncoder
+from hgraph.nn.ramen import RamenEncoder
+
+Tensor = torch.Tensor
+
+
+def make_tower(manifold: geoopt.Manifold, in_dim: int, hidden: int, layers: int,
+               dropout: float = 0.0) -> RamenEncoder:
+    """The shared item tower: residual RAMEN tower of output width ``in_dim``
+    (its skip path is the identity, so at initialisation distances rank
+    exactly as the cosine of the text vectors)."""
+    return RamenEncoder(manifold, in_dim, in_dim, hidden=hidden, layers=layers,
+                        dropout=dropout, residual=True)
+
+
+class ItemModel(nn.Module):
+    """Base: ``items(x) -> (n, D)`` points, ``categories(ids) -> (k, D)``."""
+
+    trainable = True
+    uses_graph = False
+    #: can place a category none of whose items was seen (zero-shot)
+    places_new = True
+
+    def __init__(self, manifold: geoopt.Manifold, x_nodes: Tensor, edge_index: Tensor,
+                 hidden: int = 512, layers: int = 2, dropout: float = 0.0, **kw):
+        super().__init__()
+        self.manifold = manifold
+        self.register_buffer("x_nodes", x_nodes, persistent=False)
+        self.register_buffer("edge_index", edge_index, persistent=False)
+        self.tower = make_tower(manifold, x_nodes.shape[1], hidden, layers, dropout)
+        # logits = -scale * distance; learned (CLIP-style temperature), log-parametrised
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
+
+    def items(self, x: Tensor) -> Tensor:
+        """(n, F) item text vectors -> (n, D) points."""
+        return self.tower(x)
+
+    def categories(self, ids: Optional[Tensor] = None) -> Tensor:
+        """Points of categories ``ids`` (k,) (all nodes when None) -> (k, D)."""
+        raise NotImplementedError
+
+    def new_categories(self, x_all: Tensor, edge_index: Tensor, nodes: Tensor) -> Tensor:
+        """Points of categories added after training: ``x_all`` (N', F) text
+        vectors of the grown graph, ``edge_index`` (2, E') its edges, ``nodes``
+        (k,) the new ones -> (k, D)."""
+        return self.tower(x_all[nodes])
+
+
+class SiameseModel(ItemModel):
+    """``ramen``: categories through the item tower from their text."""
+
+    def categories(self, ids: Optional[Tensor] = None) -> Tensor:
+        x = self.x_nodes if ids is None else self.x_nodes[ids]
+        return self.tower(x)
+
+
+class GraphModel(ItemModel):
+    """``hgcn``: tower(text) + gate * logmap0(HGCN(text, category graph)).
+
+    The HGCN (``layers`` blocks, width ``gcn_hidden``) runs over the whole
+    category graph each call (full batch); ``gate`` is a learned scalar that
+    starts at 0.
+    """
+
+    uses_graph = True
+
+    def __init__(self, manifold, x_nodes, edge_index, hidden=512, layers=2, dropout=0.0,
+                 gcn_hidden: int = 128, gcn_layers: int = 2, **kw):
+        super().__init__(manifold, x_nodes, edge_index, hidden, layers, dropout)
+        N, F = x_nodes.shape
+        self.gcn = HGCNEncoder([manifold] * gcn_layers, num_nodes=N, in_dim=F, dim=F,
+                               hidden=gcn_hidden, dropout=dropout)
+        self.gcn.set_graph(edge_index)
+        self.gate = nn.Parameter(torch.zeros(()))
+
+    def _tangent(self, x: Tensor, ei: Tensor, ids: Tensor) -> Tensor:
+        g = M.logmap0(self.manifold, self.gcn(x, ei, ids))
+        return self.tower.tangent(x, None) + self.gate * g
+
+    def categories(self, ids: Optional[Tensor] = None) -> Tensor:
+        N = self.x_nodes.shape[0]
+        u = self._tangent(self.x_nodes, self.edge_index,
+                          torch.arange(N, device=self.x_nodes.device))
+        u = u if ids is None else u[ids]
+        return M.expmap0(self.manifold, u)
+
+    def new_categories(self, x_all: Tensor, edge_index: Tensor, nodes: Tensor) -> Tensor:
+        from torch_geometric.utils import k_hop_subgraph
+        subset, sub_ei, mapping, _ = k_hop_subgraph(nodes, len(self.gcn.blocks), edge_index,
+                                                    relabel_nodes=True, num_nodes=x_all.size(0))
+        # node_ids None: degrees of the k-hop subgraph, which for the 'mean'
+        # aggregation equal the grown graph's at every node that sends to a new one
+        g = M.logmap0(self.manifold, self.gcn(x_all[subset], sub_ei, None))
+        u = self.tower.tangent(x_all[subset], None)
+        return M.expmap0(self.manifold, (u + self.gate * g)[mapping])
+
+
+class TableModel(ItemModel):
+    """``shallow``: one free point per category (Riemannian updates)."""
+
+    places_new = False
+
+    def __init__(self, manifold, x_nodes, edge_index, hidden=512, layers=2, dropout=0.0,
+                 init_scale: float = 1e-2, **kw):
+        super().__init__(manifold, x_nodes, edge_index, hidden, layers, dropout)
+        N, F = x_nodes.shape
+        u = (torch.rand(N, F, dtype=x_nodes.dtype) * 2 - 1) * init_scale
+        self.table = geoopt.ManifoldParameter(M.expmap0(manifold, u), manifold=manifold)
+
+    def categories(self, ids: Optional[Tensor] = None) -> Tensor:
+        return self.table if ids is None else self.table[ids]
+
+    def new_categories(self, x_all, edge_index, nodes):
+        raise ValueError("shallow has a free point per training category: it cannot place "
+                         "categories added after training")
+
+
+#: name -> trained item model
+ITEM_MODELS: Dict[str, Type[ItemModel]] = {
+    "ramen": SiameseModel,
+    "hgcn": GraphModel,
+    "shallow": TableModel,
+}
+
+
+class Scorer:
+    """An untrained baseline: ``scores(x_items) -> (n, N)`` (larger is better)."""
+
+    trainable = False
+    uses_graph = False
+    places_new = True
+
+    def __init__(self, x_nodes: Tensor, x_train: Tensor, train_cat: Tensor):
+        self.x_nodes = nn.functional.normalize(x_nodes, dim=-1)
+        self.x_train = nn.functional.normalize(x_train, dim=-1)
+        self.train_cat = train_cat.long()
+
+    def scores(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class CosineScorer(Scorer):
+    """``features``: cosine of item and category text vectors."""
+
+    def scores(self, x: Tensor) -> Tensor:
+        return nn.functional.normalize(x, dim=-1) @ self.x_nodes.T
+
+
+class KnnScorer(Scorer):
+    """``knn``: a category's score is the best cosine of the item to one of
+    the category's training items (1-nearest-neighbour by category); a
+    category without training items scores -inf."""
+
+    places_new = False
+
+    def scores(self, x: Tensor) -> Tensor:
+        sim = nn.functional.normalize(x, dim=-1) @ self.x_train.T        # (n, T)
+        out = torch.full((x.shape[0], self.x_nodes.shape[0]), float("-inf"), dtype=sim.dtype,
+                         device=sim.device)
+        idx = self.train_cat.to(sim.device).expand(x.shape[0], -1)
+        return out.scatter_reduce(1, idx, sim, reduce="amax", include_self=True)
+
+
+#: name -> untrained baseline
+SCORERS: Dict[str, Type[Scorer]] = {"features": CosineScorer, "knn": KnnScorer}
+
+#: every --encoder choice of the item task
+ITEM_ENCODERS = tuple(ITEM_MODELS) + tuple(SCORERS)
+
+__all__ = ["ITEM_ENCODERS", "ITEM_MODELS", "SCORERS", "ItemModel", "SiameseModel",
+           "GraphModel", "TableModel", "Scorer", "CosineScorer", "KnnScorer", "make_tower"]

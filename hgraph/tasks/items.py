@@ -1,0 +1,582 @@
+"""The item -> category task: place text items into a taxonomy.
+
+``run_items(cfg) -> dict``: data (taxonomy with node text, items with their
+categories) -> leak-free item splits (:mod:`hgraph.data.item_splits`: a
+zero-shot slice of categories, the rest per category) -> text vectors of
+nodes and items (frozen sentence encoder, cached) -> a model of
+:mod:`hgraph.tasks.item_models` trained with a softmax over the true category
+and sampled negatives (uniform plus hard: siblings and same-level
+categories), logit ``-scale * distance``, Riemannian Adam, model selection on
+validation P@1 -> ranking of every candidate category for each test item ->
+metrics overall and per slice (:mod:`hgraph.eval.items`), inference cost ->
+``<out>/<run>/metrics.json`` + ``per_item.npz`` (the per-item values that
+paired bootstrap intervals are computed from).
+
+Nothing of a test item reaches training: its text vector is computed with
+the others (a frozen encoder, no fitting) but only training rows are drawn
+in the loss; zero-shot categories stay candidates (their text and place in
+the tree are known) and may be drawn as negatives.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import geoopt
+import numpy as np
+import torch
+from torch import nn
+
+from hgraph import manifolds as M
+from hgraph import results as R
+from hgraph.config import DataConfig
+from hgraph.data.datasets import DATASETS, dataset_items
+from hgraph.data.item_splits import SLICES, ItemSplits, make_item_splits
+from hgraph.data.icd10cm import ROOT_KEY as ICD_ROOT
+from hgraph.data.items import Items, read_items, read_node_texts
+from hgraph.data.taxonomy import Taxonomy
+from hgraph.data.text import encode_texts, node_texts
+from hgraph.errors import HGraphInputError
+from hgraph.eval.items import item_metrics, rank_categories, rank_scores, undirected
+from hgraph.losses import GraphRegularizer
+from hgraph.tasks.item_models import ITEM_ENCODERS, ITEM_MODELS, SCORERS, ItemModel, Scorer
+
+Tensor = torch.Tensor
+METRICS = ("p1", "p5", "mrr", "hp5", "tree_dist")
+
+
+@dataclass(frozen=True)
+class ItemTaskConfig:
+    """Every setting of one item -> category run (JSON/YAML keys = field names)."""
+    dataset: str = "icd10cm:no7th"
+    items: Optional[str] = None           # CSV text,category[,split]; default: the dataset's own
+    node_text: Optional[str] = None       # CSV id,text: node text (default: the dataset's own)
+    subtree: Optional[str] = None         # keep only this node and its descendants
+    encoder: str = "ramen"
+    manifold: str = "poincare"
+    seeds: Tuple[int, ...] = (0,)
+    zero_shot_frac: float = 0.1
+    val_frac: float = 0.1
+    test_frac: float = 0.2
+    hidden: int = 512
+    layers: int = 2
+    gcn_hidden: int = 128
+    gcn_layers: int = 2
+    dropout: float = 0.0
+    lr: float = 1e-3                      # tower / GCN (Adam: per step, independent of batch)
+    table_lr: float = 3e-2                # shallow's category table
+    gate_lr: float = 1e-2                 # hgcn's gate (starts at 0: the graph's share)
+    batch_size: int = 256                 # training items per step
+    negatives: int = 1024                 # uniform negatives per step, shared by the batch
+    hard_negatives: int = 4               # per item: siblings, then same-level categories
+    reg_lambda: float = 0.0               # graph regulariser weight (category triplets)
+    reg_kinds: Tuple[str, ...] = ("ancestor", "sibling")
+    reg_margin: float = 0.1
+    reg_anchors: int = 256
+    epochs: int = 10
+    patience: int = 3
+    time_cap_s: float = 0.0               # stop training after this many seconds (0: none)
+    val_max: int = 2000                   # validation items scored per epoch
+    cost_items: int = 1000                # items / new categories timed for inference cost
+    text_encoder: str = "minilm"
+    device: str = "auto"
+    threads: int = 0                      # torch threads (0: leave torch's default)
+    out: str = "results/items"
+    name: Optional[str] = None
+    progress: bool = True
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["seeds"], d["reg_kinds"] = list(self.seeds), list(self.reg_kinds)
+        return d
+
+
+def config_from_dict(d: Dict[str, Any], source: str = "<config>") -> ItemTaskConfig:
+    names = {f.name for f in fields(ItemTaskConfig)}
+    bad = sorted(set(d) - names)
+    if bad:
+        raise HGraphInputError(f"unknown item-task setting(s) {', '.join(bad)}", file=source,
+                               fix=f"use some of: {', '.join(sorted(names))}")
+    d = dict(d)
+    for k in ("seeds", "reg_kinds"):
+        if k in d:
+            d[k] = tuple(d[k]) if isinstance(d[k], (list, tuple)) else (d[k],)
+    cfg = ItemTaskConfig(**d)
+    if cfg.encoder not in ITEM_ENCODERS:
+        raise HGraphInputError(f"unknown encoder {cfg.encoder!r} for the item task", file=source,
+                               fix=f"choose from {', '.join(ITEM_ENCODERS)}")
+    if cfg.manifold not in ("poincare", "euclidean"):
+        raise HGraphInputError(f"the item task runs on poincare or euclidean, not "
+                               f"{cfg.manifold!r}", file=source)
+    return cfg
+
+
+# ---------------------------------------------------------------------- data
+@dataclass
+class ItemData:
+    """Everything derived from the data, shared by the seeds of a run."""
+    tax: Taxonomy
+    items: Items
+    x_nodes: Tensor           # (N, F) text vectors of the categories
+    x_items: Tensor           # (U, F) text vectors of the distinct items
+    item_texts: List[str]     # (U,)
+    truth: List[np.ndarray]   # (U,) true category ids per item
+    cand: np.ndarray          # (C,) candidate category ids (ascending)
+    adj: Any                  # undirected adjacency (N, N)
+    edge_index: Tensor        # (2, 2E) both directions
+    encode_s: float = 0.0
+
+
+def _subtree(tax: Taxonomy, top: str) -> Tuple[Taxonomy, np.ndarray]:
+    """(the taxonomy of ``top`` and its descendants, old id of each new node)."""
+    root = tax.index(top)
+    keep = np.zeros(tax.num_nodes, dtype=bool)
+    keep[root] = True
+    keep[tax.closure[:, root].nonzero()[0]] = True
+    e = tax.edges[keep[tax.edges[:, 0]] & keep[tax.edges[:, 1]]]
+    keys = list(tax.keys if tax.keys is not None else tax.names)
+    old_ids = np.flatnonzero(keep)
+    sub = Taxonomy.from_edges([keys[c] for c in e[:, 0]], [keys[p] for p in e[:, 1]],
+                              nodes=[keys[i] for i in old_ids],
+                              names={keys[i]: tax.names[i] for i in old_ids},
+                              source=f"{tax.source} below {top}")
+    where = {k: i for i, k in enumerate(keys)}
+    old_of_new = np.array([where[k] for k in (sub.keys if sub.keys is not None else sub.names)],
+                          dtype=np.int64)
+    if tax.texts is not None:
+        sub.texts = [tax.texts[i] for i in old_of_new]
+    return sub, old_of_new
+
+
+def load_item_data(cfg: ItemTaskConfig, device: torch.device, dtype=torch.float32) -> ItemData:
+    """Taxonomy, items, text vectors (cached), candidates and graph."""
+    dcfg = DataConfig(dataset=cfg.dataset, text_encoder=cfg.text_encoder)
+    name, _, arg = cfg.dataset.partition(":")
+    if name not in DATASETS:
+        raise HGraphInputError(f"unknown dataset {cfg.dataset!r}",
+                               fix=f"choose from {', '.join(sorted(DATASETS))}")
+    tax = DATASETS[name].load(dcfg, arg or None)
+    if cfg.node_text is not None:
+        tax.texts = read_node_texts(cfg.node_text, tax)
+    if cfg.items is not None:
+        items = read_items(cfg.items, tax)
+    else:
+        got = dataset_items(dcfg, tax)
+        if got is None:
+            raise HGraphInputError(f"dataset {cfg.dataset!r} has no built-in items",
+                                   fix="pass items: a CSV text,category[,split]")
+        items = Items(got[0], got[1], None, source=f"{cfg.dataset} items")
+    if cfg.subtree is not None:
+        n_old = tax.num_nodes
+        tax, old = _subtree(tax, cfg.subtree)
+        new_of = np.full(n_old, -1, dtype=np.int64)
+        new_of[old] = np.arange(len(old))
+        c = items.category
+        inside = new_of[c] >= 0
+        items = Items([t for t, k in zip(items.texts, inside) if k], new_of[c[inside]],
+                      None if items.split is None else items.split[inside], items.source)
+    if len(items) == 0:
+        raise HGraphInputError("no items left", file=items.source)
+    t0 = time.perf_counter()
+    xn = encode_texts(node_texts(tax), model=cfg.text_encoder, progress=cfg.progress)
+    ids = items.item_ids()
+    U = int(ids.max()) + 1
+    first = np.full(U, -1, dtype=np.int64)
+    first[ids[::-1]] = np.arange(len(ids))[::-1]
+    texts = [items.texts[r] for r in first]
+    # the rows' texts as the dataset lists them (one cache entry per item set), then one per item
+    xi = encode_texts(items.texts, model=cfg.text_encoder, progress=cfg.progress)[first]
+    encode_s = time.perf_counter() - t0
+    truth: List[List[int]] = [[] for _ in range(U)]
+    for i, c in zip(ids, items.category):
+        truth[i].append(int(c))
+    is_cat = np.ones(tax.num_nodes, dtype=bool)
+    keys = tax.keys if tax.keys is not None else tax.names
+    is_cat[[i for i, k in enumerate(keys) if k == ICD_ROOT]] = False   # an artificial root
+    cand = np.flatnonzero(is_cat)
+    e = tax.edges
+    ei = torch.from_numpy(np.concatenate([e.T, e[:, ::-1].T], axis=1).copy()).long()
+    return ItemData(tax=tax, items=items,
+                    x_nodes=torch.as_tensor(xn, dtype=dtype, device=device),
+                    x_items=torch.as_tensor(xi, dtype=dtype, device=device),
+                    item_texts=texts, truth=[np.asarray(t, dtype=np.int64) for t in truth],
+                    cand=cand, adj=undirected(e, tax.num_nodes), edge_index=ei.to(device),
+                    encode_s=encode_s)
+
+
+# ---------------------------------------------------------------------- training
+class HardNegatives:
+    """Per category: its siblings (other children of its parents) and, when
+    those are fewer than asked for, random candidates of the same level."""
+
+    def __init__(self, tax: Taxonomy, cand: np.ndarray):
+        self.N = tax.num_nodes
+        ok = np.zeros(self.N, dtype=bool)
+        ok[cand] = True
+        self.ok = ok
+        c2p, p2c = tax.child_to_parent, tax.parent_to_child
+        self.c2p, self.p2c = c2p, p2c
+        lv = tax.level
+        self.by_level = {int(v): np.flatnonzero((lv == v) & ok) for v in np.unique(lv)}
+        self.level = lv
+
+    def sample(self, cats: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        out = []
+        for c in cats:
+            sib = []
+            for p in self.c2p.indices[self.c2p.indptr[c]:self.c2p.indptr[c + 1]]:
+                ch = self.p2c.indices[self.p2c.indptr[p]:self.p2c.indptr[p + 1]]
+                sib.extend(int(x) for x in ch if x != c and self.ok[x])
+            if len(sib) > k:
+                sib = list(rng.choice(sib, size=k, replace=False))
+            if len(sib) < k:
+                pool = self.by_level[int(self.level[c])]
+                if len(pool):
+                    sib.extend(rng.choice(pool, size=k - len(sib)).tolist())
+            out.extend(sib)
+        return np.asarray(out, dtype=np.int64)
+
+
+def _optimizer(model: ItemModel, cfg: ItemTaskConfig):
+    table = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
+    gate = [p for n, p in model.named_parameters() if n == "gate"]
+    own = {id(p) for p in table + gate}
+    rest = [p for p in model.parameters() if id(p) not in own]
+    groups = [{"params": rest, "lr": cfg.lr}]
+    if table:
+        groups.append({"params": table, "lr": cfg.table_lr})
+    if gate:
+        groups.append({"params": gate, "lr": cfg.gate_lr})
+    return geoopt.optim.RiemannianAdam(groups, lr=cfg.lr, stabilize=10)
+
+
+@torch.no_grad()
+def embed_categories(model: ItemModel, cand: np.ndarray) -> Tensor:
+    model.eval()
+    z = model.categories(None)[torch.as_tensor(cand, device=model.x_nodes.device)]
+    model.train()
+    return z
+
+
+@torch.no_grad()
+def score_items(model, data: ItemData, items: np.ndarray, k: int = 10, z_cats=None):
+    """(topk (n, k), rank (n,)) of items ``items`` (item ids) over the candidates."""
+    truth = [data.truth[i] for i in items]
+    x = data.x_items[torch.as_tensor(items, device=data.x_items.device)]
+    if isinstance(model, Scorer):
+        tops, ranks = [], []
+        for a in range(0, len(items), 512):
+            s = model.scores(x[a:a + 512])[:, torch.as_tensor(data.cand, device=x.device)]
+            t, r = rank_scores(s, data.cand, truth[a:a + 512], k=k)
+            tops.append(t)
+            ranks.append(r)
+        return np.concatenate(tops), np.concatenate(ranks)
+    model.eval()
+    zc = embed_categories(model, data.cand) if z_cats is None else z_cats
+    zi = torch.cat([model.items(x[a:a + 1024]) for a in range(0, len(items), 1024)])
+    model.train()
+    return rank_categories(model.manifold, zi, zc, data.cand, truth, k=k)
+
+
+def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskConfig,
+                seed: int) -> Dict[str, Any]:
+    """Softmax over true + sampled categories; best validation P@1 kept."""
+    rng = np.random.default_rng(seed + 1)
+    dev = data.x_items.device
+    train_rows = sp.rows("train")
+    item_of, cat_of = sp.item[train_rows], sp.category[train_rows]
+    hard = HardNegatives(data.tax, data.cand)
+    reg = None
+    if cfg.reg_lambda > 0:
+        allowed = np.zeros(data.tax.num_nodes, dtype=bool)
+        allowed[data.cand] = True
+        reg = GraphRegularizer(data.tax.edges, data.tax.num_nodes, kinds=cfg.reg_kinds,
+                               margin=cfg.reg_margin, level=data.tax.level, allowed=allowed,
+                               seed=seed)
+    val_items = sp.items_of("val")
+    if len(val_items) > cfg.val_max:
+        val_items = np.sort(np.random.default_rng(seed + 2).choice(val_items, cfg.val_max,
+                                                                   replace=False))
+    opt = _optimizer(model, cfg)
+    history: List[Dict[str, float]] = []
+    best, best_state, best_epoch, bad = -1.0, None, 0, 0
+    t0 = time.perf_counter()
+    steps_per_epoch = max(1, int(np.ceil(len(train_rows) / cfg.batch_size)))
+
+    def validate() -> float:
+        if not len(val_items):
+            return float("nan")
+        top, _ = score_items(model, data, val_items, k=1)
+        return float(np.mean([np.isin(t[:1], data.truth[i]).any()
+                              for t, i in zip(top, val_items)]))
+
+    v0 = validate()
+    history.append({"epoch": 0, "val_p1": v0, "loss": float("nan"), "time_s": 0.0})
+    best, best_state = v0, copy.deepcopy(model.state_dict())
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    for epoch in range(1, cfg.epochs + 1):
+        perm = rng.permutation(len(train_rows))
+        losses = []
+        it = range(steps_per_epoch)
+        if cfg.progress and tqdm is not None:
+            it = tqdm(it, desc=f"epoch {epoch}", leave=False, file=sys.stderr)
+        for s in it:
+            b = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            if not len(b):
+                continue
+            bi, bc = item_of[b], cat_of[b]
+            neg = np.concatenate([rng.choice(data.cand, size=cfg.negatives),
+                                  hard.sample(bc, cfg.hard_negatives, rng)]) \
+                if cfg.hard_negatives > 0 else rng.choice(data.cand, size=cfg.negatives)
+            pool, inv = np.unique(np.concatenate([bc, neg]), return_inverse=True)
+            target = torch.as_tensor(inv[:len(bc)], device=dev)
+            pool_t = torch.as_tensor(pool, device=dev)
+            zc = model.categories(pool_t)
+            zi = model.items(data.x_items[torch.as_tensor(bi, device=dev)])
+            logits = -model.log_scale.exp() * M.pairwise_dist(model.manifold, zi, zc)
+            # an item's other true categories are not negatives
+            mask = np.zeros((len(b), len(pool)), dtype=bool)
+            pos_in_pool = {int(c): j for j, c in enumerate(pool)}
+            for r, i in enumerate(bi):
+                for c in data.truth[i]:
+                    j = pos_in_pool.get(int(c))
+                    if j is not None and j != inv[r]:
+                        mask[r, j] = True
+            if mask.any():
+                logits = logits.masked_fill(torch.as_tensor(mask, device=dev), float("-inf"))
+            loss = nn.functional.cross_entropy(logits, target)
+            if reg is not None:
+                anchors = rng.choice(data.cand, size=cfg.reg_anchors)
+                samples = reg.sample(anchors, rng)
+                ids = reg.nodes(samples)
+                z = model.categories(torch.as_tensor(ids, device=dev))
+                parts = reg.loss(model.manifold, z, lambda a: np.searchsorted(ids, a), samples)
+                loss = loss + cfg.reg_lambda * sum(parts.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at epoch {epoch} step {s}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        v = validate()
+        el = time.perf_counter() - t0
+        history.append({"epoch": epoch, "val_p1": v, "loss": float(np.mean(losses)),
+                        "time_s": el})
+        if cfg.progress:
+            print(f"  epoch {epoch}: loss {np.mean(losses):.4f} val P@1 {v:.4f} "
+                  f"({el:.0f} s)", file=sys.stderr)
+        if v > best:
+            best, best_state, best_epoch, bad = v, copy.deepcopy(model.state_dict()), epoch, 0
+        else:
+            bad += 1
+        if bad >= cfg.patience or (cfg.time_cap_s and el >= cfg.time_cap_s):
+            break
+    model.load_state_dict(best_state)
+    return {"train_time_s": time.perf_counter() - t0, "best_epoch": best_epoch,
+            "epochs_run": history[-1]["epoch"], "best_val_p1": best, "history": history}
+
+
+# ---------------------------------------------------------------------- evaluation
+def summarize(per_item: Dict[str, np.ndarray], slices: np.ndarray) -> Dict[str, float]:
+    """Means of every metric overall and per slice (``<metric>`` and ``<metric>_<slice>``)."""
+    out: Dict[str, float] = {"n_test": int(len(slices))}
+    for m in METRICS:
+        v = per_item[m]
+        fin = np.isfinite(v)
+        out[m] = float(v[fin].mean()) if fin.any() else float("nan")
+        for s in SLICES:
+            sel = (slices == s) & fin
+            out[f"{m}_{s}"] = float(v[sel].mean()) if sel.any() else float("nan")
+    for s in SLICES:
+        out[f"n_{s}"] = int((slices == s).sum())
+    return out
+
+
+def inference_cost(model, data: ItemData, cfg: ItemTaskConfig, n_items: int = 1000,
+                   n_new: int = 1000, seed: int = 0) -> Dict[str, float]:
+    """Items per second (tower + ranking over every candidate; and with the
+    text encoding), and seconds to add ``n_new`` categories (text + parent)
+    to the trained model, with and without encoding their text."""
+    rng = np.random.default_rng(seed)
+    U = len(data.item_texts)
+    sel = rng.choice(U, size=min(n_items, U), replace=False)
+    t0 = time.perf_counter()
+    x = torch.as_tensor(encode_texts([data.item_texts[i] for i in sel], model=cfg.text_encoder,
+                                     progress=False, cache=False),
+                        dtype=data.x_items.dtype, device=data.x_items.device)
+    enc = time.perf_counter() - t0
+    zc = None if isinstance(model, Scorer) else embed_categories(model, data.cand)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        if isinstance(model, Scorer):
+            for a in range(0, len(sel), 512):
+                torch.topk(model.scores(x[a:a + 512]), 10, dim=1)
+        else:
+            zi = model.items(x)
+            for a in range(0, len(sel), 512):
+                torch.topk(-M.pairwise_dist(model.manifold, zi[a:a + 512], zc), 10, dim=1)
+    place = time.perf_counter() - t0
+    out = {"items_per_s": len(sel) / max(place, 1e-9),
+           "items_per_s_with_text": len(sel) / max(place + enc, 1e-9)}
+    if not model.places_new:
+        out.update({"new_categories_s": float("nan"), "new_categories_s_with_text": float("nan")})
+        return out
+    # n_new new categories: copies of random candidates' text, each under that candidate's parent
+    tax = data.tax
+    src = rng.choice(data.cand[data.cand != 0] if len(data.cand) > 1 else data.cand,
+                     size=n_new)
+    texts = [node_texts(tax)[i] for i in src]
+    t0 = time.perf_counter()
+    xnew = torch.as_tensor(encode_texts(texts, model=cfg.text_encoder, progress=False,
+                                        cache=False), dtype=data.x_nodes.dtype,
+                           device=data.x_nodes.device)
+    enc_new = time.perf_counter() - t0
+    N = tax.num_nodes
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        if isinstance(model, Scorer):
+            nn.functional.normalize(xnew, dim=-1)
+        else:
+            x_all = torch.cat([data.x_nodes, xnew])
+            par = tax.child_to_parent
+            parents = np.array([par.indices[par.indptr[c]] if par.indptr[c + 1] > par.indptr[c]
+                                else c for c in src])
+            new_ids = torch.arange(N, N + n_new, device=x_all.device)
+            extra = torch.stack([torch.as_tensor(parents, device=x_all.device), new_ids])
+            ei = torch.cat([data.edge_index, extra, extra.flip(0)], dim=1)
+            model.eval()
+            model.new_categories(x_all, ei, new_ids)
+            model.train()
+    add = time.perf_counter() - t0
+    out.update({"new_categories_s": add, "new_categories_s_with_text": add + enc_new})
+    return out
+
+
+def build(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int):
+    """The model (trained kind) or scorer (baseline) of ``cfg.encoder``."""
+    if cfg.encoder in SCORERS:
+        tr = sp.rows("train")
+        x_train = data.x_items[torch.as_tensor(sp.item[tr], device=data.x_items.device)]
+        return SCORERS[cfg.encoder](data.x_nodes, x_train,
+                                    torch.as_tensor(sp.category[tr], device=x_train.device))
+    manifold = M.make_manifold(cfg.manifold, 1.0, False)
+    torch.manual_seed(seed)
+    model = ITEM_MODELS[cfg.encoder](manifold, data.x_nodes, data.edge_index, hidden=cfg.hidden,
+                                     layers=cfg.layers, dropout=cfg.dropout,
+                                     gcn_hidden=cfg.gcn_hidden, gcn_layers=cfg.gcn_layers)
+    return model.to(device=data.x_nodes.device, dtype=data.x_nodes.dtype)
+
+
+def run_seed(cfg: ItemTaskConfig, data: ItemData, seed: int) -> Tuple[Dict[str, Any], Dict]:
+    """Split, build, train, evaluate one seed -> (metrics, per-item arrays)."""
+    cand_mask = np.zeros(data.tax.num_nodes, dtype=bool)
+    cand_mask[data.cand] = True
+    sp = make_item_splits(data.items, data.tax.num_nodes, cfg.zero_shot_frac, cfg.val_frac,
+                          cfg.test_frac, seed=seed, candidates=cand_mask)
+    model = build(cfg, data, sp, seed)
+    info: Dict[str, Any] = {"train_time_s": 0.0, "best_epoch": 0, "epochs_run": 0,
+                            "history": []}
+    if model.trainable:
+        info = train_items(model, data, sp, cfg, seed)
+    test = sp.items_of("test")
+    t0 = time.perf_counter()
+    top, rank = score_items(model, data, test, k=10)
+    eval_s = time.perf_counter() - t0
+    truth = [data.truth[i] for i in test]
+    per_item = item_metrics(top, rank, truth, data.adj, cand_mask)
+    slices = sp.slice_of(test)
+    metrics = summarize(per_item, slices)
+    metrics.update({k: v for k, v in info.items() if k != "history"})
+    metrics.update(inference_cost(model, data, cfg, n_items=cfg.cost_items,
+                                   n_new=cfg.cost_items, seed=seed))
+    metrics.update({"seed": seed, "eval_time_s": eval_s, **sp.summary()})
+    if not model.trainable:
+        metrics["best_val_p1"] = float(np.mean([np.isin(t[:1], data.truth[i]).any() for t, i in
+                                                zip(score_items(model, data, sp.items_of("val"),
+                                                                k=1)[0], sp.items_of("val"))])) \
+            if len(sp.items_of("val")) else float("nan")
+    arrays = {"items": test, "slice": slices.astype(str), "top1": top[:, 0], "rank": rank,
+              **per_item}
+    return metrics, {"history": info["history"], "arrays": arrays, "model": model}
+
+
+def export_model(model: ItemModel, data: ItemData, cfg: ItemTaskConfig, path: Path) -> None:
+    """What placing new text needs, without the data: the item tower's weights,
+    the candidates' points, names and first parents (for paths)."""
+    par = data.tax.child_to_parent
+    parent = np.array([par.indices[par.indptr[i]] if par.indptr[i + 1] > par.indptr[i] else -1
+                       for i in range(data.tax.num_nodes)], dtype=np.int64)
+    keys = data.tax.keys if data.tax.keys is not None else data.tax.names
+    torch.save({"config": cfg.to_dict(), "tower": model.tower.state_dict(),
+                "in_dim": int(data.x_nodes.shape[1]),
+                "scale": float(model.log_scale.detach().exp()),
+                "cand": torch.as_tensor(data.cand),
+                "cat_points": embed_categories(model, data.cand).cpu(),
+                "names": [str(n) for n in data.tax.names], "keys": [str(k) for k in keys],
+                "parent": torch.as_tensor(parent)}, path)
+
+
+def load_exported(path) -> Tuple[Any, Dict[str, Any]]:
+    """(item tower on its manifold, the export's dict) of :func:`export_model`."""
+    from hgraph.tasks.item_models import make_tower
+    d = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = d["config"]
+    manifold = M.make_manifold(cfg["manifold"], 1.0, False)
+    tower = make_tower(manifold, d["in_dim"], cfg["hidden"], cfg["layers"])
+    tower.load_state_dict(d["tower"])
+    tower = tower.to(d["cat_points"].dtype).eval()
+    return tower, d
+
+
+def run_items(cfg: ItemTaskConfig, command: str = "") -> Dict[str, Any]:
+    """Run every seed of ``cfg``; write ``<out>/<name>/``; return the metrics."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    from hgraph.train import resolve_device
+    device = resolve_device(cfg.device)
+    t_wall = time.perf_counter()
+    data = load_item_data(cfg, device)
+    name = cfg.name or R.slug(f"{cfg.dataset}-{cfg.encoder}-{cfg.manifold}")
+    run_dir = Path(cfg.out) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    per_seed, histories = [], []
+    for seed in cfg.seeds:
+        if cfg.progress:
+            print(f"[{cfg.encoder} seed {seed}] {cfg.dataset}: {data.tax.num_nodes} nodes, "
+                  f"{len(data.cand)} candidates, {len(data.item_texts)} items", file=sys.stderr)
+        torch.manual_seed(seed)
+        m, extra = run_seed(cfg, data, seed)
+        per_seed.append(m)
+        histories.append(extra["history"])
+        np.savez_compressed(run_dir / f"per_item_seed{seed}.npz", **extra["arrays"])
+        if extra["model"].trainable:
+            export_model(extra["model"], data, cfg, run_dir / f"model_seed{seed}.pt")
+        if cfg.progress:
+            print(f"[{cfg.encoder} seed {seed}] P@1 {m['p1']:.4f} (head {m['p1_head']:.4f}, "
+                  f"tail {m['p1_tail']:.4f}, zero {m['p1_zero']:.4f}) P@5 {m['p5']:.4f} "
+                  f"MRR {m['mrr']:.4f} train {m['train_time_s']:.0f} s", file=sys.stderr)
+    agg = R.aggregate([{k: v for k, v in m.items() if isinstance(v, (int, float))}
+                       for m in per_seed])
+    meta = {"command": command, "config": cfg.to_dict(), "wall_time_s":
+            time.perf_counter() - t_wall, "text_encode_s": data.encode_s,
+            "git": R.git_hash(str(Path(__file__).resolve().parent.parent.parent)),
+            "env": R.environment(device), "torch_threads": torch.get_num_threads(),
+            "nodes": data.tax.num_nodes, "candidates": int(len(data.cand)),
+            "items": len(data.item_texts), "rows": len(data.items)}
+    R.atomic_write_json(run_dir / "metrics.json", {"mean_std": agg, "per_seed": per_seed,
+                                                   "run": meta})
+    R.atomic_write_json(run_dir / "history.json", histories)
+    return {"run_dir": str(run_dir), "mean_std": agg, "per_seed": per_seed, "run": meta}
+
+
+__all__ = ["ItemTaskConfig", "config_from_dict", "ItemData", "load_item_data", "train_items",
+           "score_items", "run_seed", "run_items", "summarize", "inference_cost", "METRICS",
+           "HardNegatives"]

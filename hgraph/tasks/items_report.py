@@ -1,0 +1,81 @@
+"""Tables of item -> category runs: side by side, mean ± std over seeds, and
+paired bootstrap intervals between two encoders on the same test items."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from hgraph.eval.items import paired_bootstrap
+from hgraph.results import fmt
+
+#: (column, metric key, digits)
+COLUMNS = (("P@1", "p1", 3), ("P@5", "p5", 3), ("MRR", "mrr", 3), ("hP@5", "hp5", 3),
+           ("top-1 hops", "tree_dist", 2), ("P@1 head", "p1_head", 3),
+           ("P@1 tail", "p1_tail", 3), ("P@1 zero-shot", "p1_zero", 3),
+           ("MRR zero-shot", "mrr_zero", 3), ("val P@1", "best_val_p1", 3),
+           ("train s", "train_time_s", 0), ("items/s", "items_per_s", 0),
+           ("items/s with text", "items_per_s_with_text", 0),
+           ("s per 1k new categories", "new_categories_s", 2),
+           ("… with text", "new_categories_s_with_text", 2))
+
+
+def load_run(run_dir) -> Dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def table(run_dirs: Dict[str, str], columns=COLUMNS) -> str:
+    """Markdown table, one row per named run: mean ± std over its seeds."""
+    head = "| encoder | seeds | " + " | ".join(c for c, _, _ in columns) + " |"
+    lines = [head, "|" + "---|" * (len(columns) + 2)]
+    for name, d in run_dirs.items():
+        m = load_run(d)
+        agg, n = m["mean_std"], len(m["per_seed"])
+        cells = []
+        for _, key, digits in columns:
+            a = agg.get(key)
+            if a is None or a.get("mean") is None or not np.isfinite(a["mean"]):
+                cells.append("–")
+            else:
+                cells.append(fmt(a["mean"], a["std"] if n > 1 else None, digits))
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired(run_a: str, run_b: str, metrics: Sequence[str] = ("p1", "mrr"),
+           slices: Sequence[str] = ("all", "head", "tail", "zero"), seed: int = 0) -> List[Dict]:
+    """Bootstrap intervals of ``a - b`` per metric and slice, items of every
+    seed pooled (each seed's split is shared by both runs: same items, checked)."""
+    out = []
+    seeds_a = {p.name for p in Path(run_a).glob("per_item_seed*.npz")}
+    seeds_b = {p.name for p in Path(run_b).glob("per_item_seed*.npz")}
+    common = sorted(seeds_a & seeds_b)
+    if not common:
+        raise ValueError(f"{run_a} and {run_b} share no seed")
+    A = [np.load(Path(run_a) / f) for f in common]
+    B = [np.load(Path(run_b) / f) for f in common]
+    for a, b in zip(A, B):
+        if not np.array_equal(a["items"], b["items"]):
+            raise ValueError("the two runs were scored on different test items")
+    for m in metrics:
+        for s in slices:
+            xa = np.concatenate([a[m][(a["slice"] == s) | (s == "all")] for a in A])
+            xb = np.concatenate([b[m][(b["slice"] == s) | (s == "all")] for b in B])
+            if len(xa) == 0:
+                continue
+            r = paired_bootstrap(xa, xb, seed=seed)
+            out.append({"metric": m, "slice": s, "n": int(len(xa)), **r})
+    return out
+
+
+def paired_markdown(rows: List[Dict], a: str, b: str) -> str:
+    lines = [f"| metric | slice | items | {a} − {b} | 95% interval | share ≤ 0 |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['metric']} | {r['slice']} | {r['n']} | {r['diff']:+.4f} | "
+                     f"[{r['lo']:+.4f}, {r['hi']:+.4f}] | {r['p_le0']:.3f} |")
+    return "\n".join(lines)
+
+
+__all__ = ["COLUMNS", "load_run", "table", "paired", "paired_markdown"]

@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""Item -> category: place text items into a taxonomy and compare encoders.
+
+One run:
+    python pipelines/items.py --dataset icd10cm:no7th --encoder ramen --seeds 0 1 2
+A comparison from a config file (YAML: ``common`` settings, named ``runs``
+with their own settings, ``compare: [a, b]`` for paired bootstrap
+intervals), printing the side-by-side table at the end:
+    python pipelines/items.py --config configs/headline.yaml
+Hyperparameter trials on validation (the ``tune`` block of the config: per
+encoder a list of settings; every trial one seed; finished trials are read
+back, so an interrupted grid resumes), then the chosen settings on every seed:
+    python pipelines/items.py --config configs/items_icd10cm.yaml --tune
+
+Every setting is a field of ``hgraph.tasks.items.ItemTaskConfig``; command-line
+flags override the file's ``common`` block.  Exit status 2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+try:
+    import hgraph  # noqa: F401
+except ImportError:  # running from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hgraph.errors import HGraphInputError  # noqa: E402
+from hgraph.tasks.item_models import ITEM_ENCODERS  # noqa: E402
+from hgraph.tasks.items import ItemTaskConfig, config_from_dict, run_items  # noqa: E402
+
+HELP = {"dataset": "taxonomy (as pipelines/run.py --dataset); icd10cm:no7th = 47.2k codes",
+        "items": "CSV text,category[,split] (default: the dataset's built-in items)",
+        "node_text": "CSV id,text of the nodes (default: the dataset's own text)",
+        "subtree": "keep only this node (key or name) and its descendants",
+        "encoder": f"one of {', '.join(ITEM_ENCODERS)}",
+        "manifold": "poincare or euclidean",
+        "seeds": "seeds (each: its own split and initialisation)",
+        "reg_lambda": "graph regulariser weight (category ancestor/sibling triplets)",
+        "lr": "Adam learning rate of the towers (per step)",
+        "epochs": "maximum epochs (early stop on validation P@1)",
+        "threads": "torch threads (0: torch's default)",
+        "out": "folder of the run folders"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="items.py", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, help="YAML file: common, runs, compare, tune")
+    p.add_argument("--tune", action="store_true", help="run the config's tune block first")
+    p.add_argument("--only", help="comma-separated run names of the config to run")
+    for f in fields(ItemTaskConfig):
+        if f.name in ("progress",):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if f.name in ("seeds", "reg_kinds"):
+            p.add_argument(flag, nargs="+", type=int if f.name == "seeds" else str,
+                           default=None, help=HELP.get(f.name, f"default {list(default)}"))
+        else:
+            typ = type(default) if default is not None else str
+            p.add_argument(flag, type=typ, default=None,
+                           help=HELP.get(f.name, "") + f" (default {default})")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def _load_yaml(path: Path):
+    import yaml
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HGraphInputError("no such config file", file=str(path)) from None
+    except yaml.YAMLError as e:
+        raise HGraphInputError(f"not valid YAML: {e}", file=str(path)) from None
+    if not isinstance(d, dict):
+        raise HGraphInputError("a config file holds a mapping", file=str(path))
+    return d
+
+
+def _flags(args) -> dict:
+    out = {}
+    for f in fields(ItemTaskConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            out[f.name] = v
+    if args.quiet:
+        out["progress"] = False
+    return out
+
+
+def tune(doc: dict, common: dict, src: str, command: str) -> dict:
+    """Trials of the ``tune`` block on one seed each; the best validation P@1 per run name."""
+    chosen = {}
+    for name, trials in (doc.get("tune") or {}).items():
+        base = {**common, **doc["runs"][name]}
+        best = None
+        for j, t in enumerate(trials):
+            cfg = config_from_dict({**base, **t, "seeds": [base.get("seeds", [0])[0]],
+                                    "name": f"tune/{name}_{j}"}, src)
+            mpath = Path(cfg.out) / cfg.name / "metrics.json"
+            if mpath.exists():
+                res = json.loads(mpath.read_text())
+            else:
+                res = run_items(cfg, command=command + f"  # trial {name}_{j}")
+            v = res["mean_std"]["best_val_p1"]["mean"]
+            print(f"[tune] {name} trial {j} {t}: val P@1 {v:.4f}", file=sys.stderr)
+            if best is None or v > best[0]:
+                best = (v, t)
+        chosen[name] = best[1]
+    return chosen
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    command = "python pipelines/items.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.config is None:
+            cfg = config_from_dict(_flags(args), "<command line>")
+            res = run_items(cfg, command=command)
+            from hgraph.tasks.items_report import table
+            print(table({cfg.encoder: res["run_dir"]}))
+            return 0
+        doc = _load_yaml(args.config)
+        src = str(args.config)
+        common = {**(doc.get("common") or {}), **_flags(args)}
+        runs = doc.get("runs") or {}
+        if not runs:
+            raise HGraphInputError("the config names no runs", file=src,
+                                   fix="add runs: {name: {encoder: ...}}")
+        chosen = tune(doc, common, src, command) if args.tune else {}
+        if chosen:
+            out = Path(common.get("out", "results/items")) / "tuned.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(chosen, indent=1, sort_keys=True))
+        names = list(runs) if not args.only else args.only.split(",")
+        dirs = {}
+        t0 = time.perf_counter()
+        for name in names:
+            if name not in runs:
+                raise HGraphInputError(f"no run named {name!r}", file=src)
+            cfg = config_from_dict({**common, **runs[name], **chosen.get(name, {}),
+                                    "name": name}, src)
+            dirs[name] = run_items(cfg, command=command)["run_dir"]
+        from hgraph.tasks.items_report import paired, paired_markdown, table
+        print(f"\n{common.get('dataset', ItemTaskConfig.dataset)}: "
+              f"{time.perf_counter() - t0:.0f} s\n")
+        print(table(dirs))
+        cmp_ = doc.get("compare")
+        if cmp_ and all(c in dirs for c in cmp_):
+            print()
+            print(paired_markdown(paired(dirs[cmp_[0]], dirs[cmp_[1]]), *cmp_))
+        return 0
+    except HGraphInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
