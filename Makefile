@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make run    -> create/reuse .venv, install, run the main job on the default generated tree
+#   make run    -> create/reuse .venv, install, run the headline comparison (configs/headline.yaml:
+#                  HGCN vs RAMEN placing HPO synonyms into HPO terms, one seed, ~15 min on 2 cores)
 #   make test   -> create/reuse .venv, install, run the test suite
 #   make bench  -> run benchmarks/*.py, tables into results/benchmarks.md (~2 h on 2 cores;
 #                  ARGS="--only scaling,inference" re-runs some, ARGS="--device cuda" on a GPU)
@@ -14,7 +15,7 @@ setup:
 	@HGRAPH_VENV=$(VENV) bash scripts/setup_env.sh
 
 run: setup
-	$(PY) pipelines/run.py $(ARGS)
+	$(PY) pipelines/items.py --config configs/headline.yaml $(ARGS)
 
 test: setup
 	$(PY) -m pytest -n $(JOBS) -q $(ARGS)

@@ -114,9 +114,14 @@ def test_hierarchical_precision_hand_computed():
 
 
 def test_tree_distance_hand_computed():
-    adj = _chain()
-    d = tree_distance(np.array([4, 2, 5, 0]), [[4], [4], [4], [2, 5]], adj)
+    from hgraph.data.taxonomy import transitive_closure
+    up = transitive_closure(np.array([[1, 0], [2, 1], [3, 0], [4, 3], [5, 3]]), 6, hops=True)
+    d = tree_distance(np.array([4, 2, 5, 0]), [[4], [4], [4], [2, 5]], up)
     assert d.tolist() == [0, 4, 2, 2]     # 0-1-2 and 0-3-5: two hops each
+    # a DAG: 3 has parents 1 and 2; 1 and 2 meet at 0; 4 has no common ancestor with 0
+    up2 = transitive_closure(np.array([[1, 0], [2, 0], [3, 1], [3, 2]]), 5, hops=True)
+    d2 = tree_distance(np.array([3, 1, 4]), [[2], [2], [0]], up2)
+    assert d2[0] == 1 and d2[1] == 2 and np.isinf(d2[2])
 
 
 def test_paired_bootstrap_interval_covers_the_difference():
@@ -226,3 +231,25 @@ def test_end_to_end_on_the_committed_slice_learns(tmp_path):
     assert ramen["p1"]["mean"] > feats["p1"]["mean"]
     assert (tmp_path / "csv-data-samples-hpo-slice-edges-csv-ramen-poincare" /
             "metrics.json").exists() or any(tmp_path.glob("*ramen*/metrics.json"))
+
+
+def test_items_cli_help_and_bad_config(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "items_cli", Path(__file__).resolve().parent.parent / "pipelines" / "items.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    assert "--reg-lambda" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("common: {dataset: hpo, colour: red}\nruns: {a: {encoder: ramen}}\n")
+    assert cli.main(["--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "colour" in err and str(bad) in err
+    bad.write_text("runs: {a: {encoder: nope}}\n")
+    assert cli.main(["--config", str(bad)]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert cli.main(["--config", str(tmp_path / "missing.yaml")]) == 2

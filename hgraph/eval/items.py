@@ -17,9 +17,9 @@ several categories count a hit on any of them.
   adding the label, then every label within 1 hop, 2 hops, ... until the list
   holds at least k labels; hP@k is the share of the k predictions in that
   list.  Hops are edges of the undirected hierarchy; labels are candidates.
-* :func:`tree_distance` -- shortest-path length in the undirected hierarchy
-  between the top-1 category and the (nearest) true one: how wrong the
-  mistakes are (0 for a hit).
+* :func:`tree_distance` -- hops between the top-1 category and the
+  (nearest) true one through their nearest common ancestor (the undirected
+  shortest path in a tree): how wrong the mistakes are (0 for a hit).
 * :func:`paired_bootstrap` -- confidence interval of the mean difference of a
   per-item metric between two systems on the same items.
 """
@@ -31,7 +31,6 @@ import geoopt
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.sparse.csgraph import shortest_path
 
 from hgraph import manifolds as M
 
@@ -157,24 +156,37 @@ def hierarchical_precision(topk: np.ndarray, truth: Sequence[Sequence[int]], k: 
     return out
 
 
-def tree_distance(top1: np.ndarray, truth: Sequence[Sequence[int]], adj: sp.csr_matrix,
-                  chunk: int = 256) -> np.ndarray:
+def tree_distance(top1: np.ndarray, truth: Sequence[Sequence[int]],
+                  up_hops: sp.csr_matrix) -> np.ndarray:
     """(n,) hops between each item's top-1 category and its nearest true
-    category in the undirected hierarchy (breadth-first, scipy's csgraph)."""
-    truth = _truth_lists(truth)
+    category through their nearest common ancestor: ``min over common
+    ancestors c (or a == c / b == c) of hops(a -> c) + hops(b -> c)``.
+
+    ``up_hops``: (N, N) CSR, ``[u, v]`` the fewest edges from u up to its
+    ancestor v (:func:`hgraph.data.taxonomy.transitive_closure` with
+    ``hops=True``).  In a tree this is the undirected shortest path; in a DAG
+    it is the shortest path that climbs then descends (a detour through a
+    shared *descendant* is not counted).  inf when no common ancestor exists.
+    """
     top1 = np.asarray(top1, dtype=np.int64).reshape(-1)
-    src = np.unique(np.concatenate([top1, np.zeros(0, dtype=np.int64)]))
+    ip, ix, hv = up_hops.indptr, up_hops.indices, up_hops.data
+
+    def ups(u: int):
+        return (np.concatenate([[u], ix[ip[u]:ip[u + 1]]]),
+                np.concatenate([[0], hv[ip[u]:ip[u + 1]]]).astype(np.float64))
     out = np.full(len(top1), np.inf)
-    # one BFS per distinct top-1 category, in chunks of sources (memory chunk x N)
-    where = {int(s): [] for s in src}
-    for i, s in enumerate(top1):
-        where[int(s)].append(i)
-    for a in range(0, len(src), chunk):
-        block = src[a:a + chunk]
-        d = shortest_path(adj, method="D", unweighted=True, directed=False, indices=block)
-        for j, s in enumerate(block):
-            for i in where[int(s)]:
-                out[i] = d[j, truth[i]].min() if len(truth[i]) else np.inf
+    for i, (a, t) in enumerate(zip(top1, _truth_lists(truth))):
+        na, ha = ups(int(a))
+        best = np.inf
+        for b in t:
+            if int(b) == int(a):
+                best = 0.0
+                break
+            nb, hb = ups(int(b))
+            common, ia, ib = np.intersect1d(na, nb, assume_unique=True, return_indices=True)
+            if len(common):
+                best = min(best, float((ha[ia] + hb[ib]).min()))
+        out[i] = best
     return out
 
 
@@ -201,8 +213,9 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, alpha: fl
 
 
 def item_metrics(topk: np.ndarray, rank: np.ndarray, truth: Sequence[Sequence[int]],
-                 adj: sp.csr_matrix, allowed: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+                 adj: sp.csr_matrix, up_hops: sp.csr_matrix,
+                 allowed: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
     """Per-item arrays of every metric: p1, p5, mrr, hp5, tree_dist."""
     return {"p1": precision_at(topk, truth, 1), "p5": precision_at(topk, truth, 5),
             "mrr": mrr(rank), "hp5": hierarchical_precision(topk, truth, 5, adj, allowed),
-            "tree_dist": tree_distance(topk[:, 0], truth, adj)}
+            "tree_dist": tree_distance(topk[:, 0], truth, up_hops)}

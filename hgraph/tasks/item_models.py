@@ -58,7 +58,7 @@ class ItemModel(nn.Module):
     places_new = True
 
     def __init__(self, manifold: geoopt.Manifold, x_nodes: Tensor, edge_index: Tensor,
-                 hidden: int = 512, layers: int = 2, dropout: float = 0.0, **kw):
+                 hidden: int = 256, layers: int = 2, dropout: float = 0.0, **kw):
         super().__init__()
         self.manifold = manifold
         self.register_buffer("x_nodes", x_nodes, persistent=False)
@@ -100,7 +100,7 @@ class GraphModel(ItemModel):
 
     uses_graph = True
 
-    def __init__(self, manifold, x_nodes, edge_index, hidden=512, layers=2, dropout=0.0,
+    def __init__(self, manifold, x_nodes, edge_index, hidden=256, layers=2, dropout=0.0,
                  gcn_hidden: int = 128, gcn_layers: int = 2, **kw):
         super().__init__(manifold, x_nodes, edge_index, hidden, layers, dropout)
         N, F = x_nodes.shape
@@ -136,7 +136,7 @@ class TableModel(ItemModel):
 
     places_new = False
 
-    def __init__(self, manifold, x_nodes, edge_index, hidden=512, layers=2, dropout=0.0,
+    def __init__(self, manifold, x_nodes, edge_index, hidden=256, layers=2, dropout=0.0,
                  init_scale: float = 1e-2, **kw):
         super().__init__(manifold, x_nodes, edge_index, hidden, layers, dropout)
         N, F = x_nodes.shape
