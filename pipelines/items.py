@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML file: common, runs, compare, tune")
     p.add_argument("--tune", action="store_true", help="run the config's tune block first")
     p.add_argument("--only", help="comma-separated run names of the config to run")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="print the table of the finished runs under DIR (and the paired "
+                        "bootstrap of hgcn vs ramen when both are there); runs nothing")
     for f in fields(ItemTaskConfig):
         if f.name in ("progress",):
             continue
@@ -116,10 +119,27 @@ def tune(doc: dict, common: dict, src: str, command: str) -> dict:
     return chosen
 
 
+def report(folder: Path) -> int:
+    from hgraph.tasks.items_report import paired, paired_markdown, table
+    order = ["features", "knn", "shallow", "twotower", "ramen", "hgcn", "ramen_euclidean",
+             "hgcn_euclidean"]
+    found = {p.parent.name: str(p.parent) for p in sorted(folder.glob("*/metrics.json"))}
+    if not found:
+        raise HGraphInputError("no finished run here", file=str(folder))
+    names = [n for n in order if n in found] + [n for n in found if n not in order]
+    print(table({n: found[n] for n in names}))
+    if "hgcn" in found and "ramen" in found:
+        print()
+        print(paired_markdown(paired(found["hgcn"], found["ramen"]), "hgcn", "ramen"))
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     command = "python pipelines/items.py " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
+        if args.report is not None:
+            return report(args.report)
         if args.config is None:
             cfg = config_from_dict(_flags(args), "<command line>")
             res = run_items(cfg, command=command)
