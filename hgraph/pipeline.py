@@ -130,7 +130,7 @@ def fit(model: Encoder, prep: Prepared, cfg: RunConfig, seed: int, device,
                      sampler=prep.sampler, embedder=embedder, embed_all=embed_all,
                      val_pos=sp_.val if len(sp_.val) else None, val_neg=prep.val_neg,
                      val_metric=cfg.train.val_metric, val_filter=sp_.known_edges(),
-                     val_candidates=sp_.train_mask,
+                     val_candidates=sp_.train_mask, train_closure=sp_.train_closure,
                      regularizer=make_regularizer(cfg, prep, seed),
                      reg_lambda=cfg.reg.reg_lambda, reg_warmup=cfg.reg.reg_warmup)
     ckpt, ctx = R.checkpoint_path(run_dir, seed), D.current()   # rank 0 reads and writes

@@ -266,6 +266,15 @@ class TrainData:
     val_metric: str = "ap"
     val_filter: Any = None
     val_candidates: Optional[np.ndarray] = None
+    #: (N, N) sparse training closure, ranked by ``val_metric`` "recon" (reconstruction
+    #: MAP on a fixed sample of :data:`VAL_RECON_SOURCES` sources; no validation edges needed)
+    train_closure: Any = None
+
+    def validates(self) -> bool:
+        """Whether :func:`validation_score` has something to score."""
+        if self.val_metric == "recon":
+            return self.train_closure is not None
+        return self.val_pos is not None and len(self.val_pos) > 0
 
 
 @dataclass
@@ -417,19 +426,30 @@ def _grads_finite(model) -> bool:
 #: validation parent MRR ranks at most this many validation edges (a fixed, seeded
 #: subset): each costs a distance to every candidate node
 VAL_MRR_QUERIES = 2000
+#: validation on the training closure ("recon") ranks the ancestors of at most this many
+#: source nodes (a fixed, seeded sample: the same sources at every validation)
+VAL_RECON_SOURCES = 2000
 
 
 def validation_score(model, data: TrainData) -> Optional[float]:
     """``data.val_metric`` of the validation pairs: average precision against
     their negatives ("ap"), or the MRR of each pair's parent among the
-    candidate nodes ("mrr"; on a fixed subset of :data:`VAL_MRR_QUERIES` pairs)."""
-    if data.val_pos is None or len(data.val_pos) == 0:
+    candidate nodes ("mrr"; on a fixed subset of :data:`VAL_MRR_QUERIES` pairs);
+    or ("recon") the reconstruction MAP of the training closure
+    ``data.train_closure`` over the candidate nodes, on a fixed sample of
+    :data:`VAL_RECON_SOURCES` sources (exact when there are fewer)."""
+    if not data.validates():
         return None
     from hgraph.eval.link import link_prediction, parent_ranking
     model.eval()
     with torch.no_grad():
         z = data.embed_all(model)
     model.train()
+    if data.val_metric == "recon":
+        from hgraph.eval.ranking import reconstruction
+        return float(reconstruction(model.manifold, z, data.train_closure,
+                                    sample=VAL_RECON_SOURCES, seed=0,
+                                    candidates=data.val_candidates)["map"])
     if data.val_metric == "mrr":
         q = np.asarray(data.val_pos)
         if len(q) > VAL_MRR_QUERIES:
@@ -656,7 +676,7 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
             if early["bad_epochs"] >= cfg.loss_patience:
                 reason = (f"training loss not below (1 - {cfg.loss_min_delta:g}) x its best "
                           f"{early['best_loss']:.6g} for {early['bad_epochs']} epochs")
-        if data.val_pos is not None and ((epoch + 1) % cfg.eval_every == 0 or last or reason):
+        if data.validates() and ((epoch + 1) % cfg.eval_every == 0 or last or reason):
             score = dist.from_main(validation_score, model, data)    # rank 0 validates
             rec["val_" + data.val_metric] = score
             if score is not None and not (score <= res.best_val):  # NaN-safe: first wins

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from hgraph.cli import build_parser, main, parse_config
-from hgraph.config import RunConfig, from_dict
+from hgraph.config import ENCODER_PRESETS, RunConfig, from_dict
 from hgraph.errors import HGraphInputError
 
 
@@ -73,9 +73,11 @@ def test_encoder_presets_fill_only_unset_fields():
         assert getattr(cfg.train, k) == v
     cfg2, _ = parse_config(["--encoder", "hgcn", "--lr", "0.5", "--positives", "closure"])
     assert cfg2.train.lr == 0.5 and cfg2.train.positives == "closure"
-    # shallow keeps the training defaults and trains in float64 unless told otherwise
+    # shallow has its own training preset and trains in float64 unless told otherwise
     cfg3, _ = parse_config([])
-    assert cfg3.train == RunConfig().train and cfg3.dtype == "float64"
+    assert cfg3.train != RunConfig().train and cfg3.dtype == "float64"
+    for k, v in ENCODER_PRESETS["shallow"]["train"].items():
+        assert getattr(cfg3.train, k) == v
     cfg4, _ = parse_config(["--dtype", "float32"])
     assert cfg4.dtype == "float32"
 
@@ -126,7 +128,7 @@ def test_burnin_lr_divisor_flag_and_conversion_hint():
 
 
 def test_lr_unit_and_loss_patience_flags():
-    cfg, _ = parse_config([])
+    cfg, _ = parse_config(["--encoder", "ramen"])      # no preset sets them: the defaults
     assert (cfg.train.lr_unit, cfg.train.loss_patience, cfg.train.loss_min_delta) == \
         ("batch", 0, 1e-4)
     cfg, _ = parse_config(["--lr-unit", "pair", "--loss-patience", "5",
@@ -149,3 +151,30 @@ def test_early_stopping_and_burnin_values_checked(train, word):
     assert word in str(e.value) and "\n" not in str(e.value)
     assert from_dict({"train": {"loss_patience": 0, "loss_min_delta": 0.0}}).train.loss_patience \
         == 0
+
+
+def test_shallow_preset_converges_by_default_and_flags_override_it():
+    """The shallow preset: nested-cone start, Riemannian SGD at a rate per pair, no burn-in,
+    selection and early stopping on the training closure's MAP; every field still yields
+    to a flag or YAML value."""
+    cfg, _ = parse_config([])
+    assert cfg.model.encoder == "shallow" and cfg.dtype == "float64"
+    want = ENCODER_PRESETS["shallow"]["train"]
+    assert (cfg.model.init, cfg.train.optimizer, cfg.train.lr_unit) == ("cone", "rsgd", "pair")
+    assert {k: getattr(cfg.train, k) for k in want} == want
+    assert cfg.train.burnin == 0 and cfg.train.val_metric == "recon" and cfg.train.patience > 0
+    # a rate per pair survives a change of batch size: only the batch changes
+    cfg64, _ = parse_config(["--batch-size", "64"])
+    assert (cfg64.train.lr, cfg64.train.lr_unit, cfg64.train.batch_size) == \
+        (cfg.train.lr, "pair", 64)
+    old, _ = parse_config(["--init", "uniform", "--optimizer", "radam", "--lr", "0.05",
+                           "--lr-unit", "batch", "--burnin", "2", "--patience", "0",
+                           "--val-metric", "ap", "--epochs", "20", "--batch-size", "1024"])
+    assert (old.model.init, old.train.optimizer, old.train.lr, old.train.lr_unit,
+            old.train.burnin, old.train.patience, old.train.val_metric, old.train.epochs) == \
+        ("uniform", "radam", 0.05, "batch", 2, 0, "ap", 20)
+    assert from_dict({"train": {"optimizer": "radam"}}).train.optimizer == "radam"
+    # other encoders keep their own set-ups
+    hgcn, _ = parse_config(["--encoder", "hgcn"])
+    assert (hgcn.model.init, hgcn.train.optimizer, hgcn.train.lr_unit,
+            hgcn.train.val_metric) == ("uniform", "radam", "batch", "ap")

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from hgraph.cli import main, parse_config
 from hgraph.pipeline import run
@@ -146,5 +147,8 @@ def test_graph_regulariser_trains_any_encoder(tmp_path, encoder):
     plain = run(_cfg(tmp_path, *common))
     assert plain.config.reg.reg_lambda == 0.0
     assert all("reg" not in h for h in plain.histories[0])
-    # the regulariser changes what is learned
-    assert plain.per_seed[0]["recon_map"] != res.per_seed[0]["recon_map"]
+    # the regulariser changes what is learned (the kept weights: a metric can tie, e.g. the
+    # shallow preset's nested-cone start ranks this small tree almost right either way)
+    a = torch.load(res.run_dir / "model_seed0.pt")
+    b = torch.load(plain.run_dir / "model_seed0.pt")
+    assert any(not torch.equal(a[k], b[k]) for k in a)

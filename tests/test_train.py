@@ -8,6 +8,7 @@ import signal
 import threading
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,8 +42,16 @@ def _poisoned(bad, kind="loss"):
     return loss
 
 
+#: the shallow encoder's former defaults: the loop's tests below were written for them
+#: (the shallow preset now starts from nested cones with Riemannian SGD per pair and
+#: selects on the training closure's MAP; hgraph.config.ENCODER_PRESETS)
+SHALLOW_PINNED = ["--optimizer", "radam", "--lr", "0.05", "--lr-unit", "batch", "--epochs", "20",
+                  "--val-metric", "ap", "--patience", "0", "--init", "uniform"]
+
+
 def _setup(encoder="ramen"):
-    cfg, _ = parse_config([*TREE, "--encoder", encoder])
+    cfg, _ = parse_config([*TREE, "--encoder", encoder,
+                           *(SHALLOW_PINNED if encoder == "shallow" else [])])
     tax = load_dataset(cfg.data)
     prep = prepare(cfg, tax, torch.device("cpu"), torch.float32)
     torch.manual_seed(0)
@@ -51,7 +60,8 @@ def _setup(encoder="ramen"):
     model = build_encoder(spec)
     emb, ea = make_embedders(model, prep, cfg, torch.device("cpu"))
     data = TrainData(tax.num_nodes, prep.positives, prep.sampler, emb, ea,
-                     val_pos=prep.splits.val, val_neg=prep.val_neg)
+                     val_pos=prep.splits.val, val_neg=prep.val_neg,
+                     train_closure=prep.splits.train_closure)
     steps = -(-len(prep.positives) // cfg.train.batch_size)
     return cfg, model, data, steps
 
@@ -164,6 +174,84 @@ def test_lr_unit_pair_is_lr_times_the_steps_pairs_for_plain_sgd(n_pos):
         assert not torch.equal(tables[unit], w0)                     # the step moved it
     torch.testing.assert_close(tables["pair"], tables["batch"])
     assert losses["pair"] == losses["batch"]
+
+
+class _FixedNegatives:
+    """Anchor u's negatives are u+1 .. u+k (mod N), none masked: the same whatever the
+    batch a pair falls in, and no draw from the loop's RNG (so every batch size sees the
+    same permutation of the pairs)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def sample(self, anchors, k, rng):
+        neg = (np.asarray(anchors, dtype=np.int64)[:, None] + np.arange(1, k + 1)) % self.n
+        return neg, np.ones(neg.shape, dtype=bool)
+
+
+def _epoch_move(unit, lr, batch, dtype):
+    """The table's move over one epoch of Riemannian SGD (all pairs, fixed negatives)."""
+    cfg, model, data, _ = _setup("shallow")
+    model.to(dtype)
+    with torch.no_grad():       # rows ~0.5 apart: a step of the rate is a small, smooth move
+        g = torch.Generator().manual_seed(0)
+        u = 0.3 * torch.randn(model.weight.shape, generator=g, dtype=torch.float64)
+        model.weight.copy_(M.expmap0(model.manifold, u).to(dtype))
+    data.sampler = _FixedNegatives(model.num_nodes)
+    data.val_pos = None
+    w0 = model.weight.detach().clone()
+    train(model, data, replace(cfg.train, optimizer="rsgd", lr=lr, lr_unit=unit, epochs=1,
+                               burnin=0, batch_size=batch, negatives=5, loss_patience=0,
+                               checkpoint_every=0),
+          seed=0, device=torch.device("cpu"), progress=False)
+    return (model.weight.detach() - w0).double()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lr_per_pair_keeps_an_epoch_when_the_batch_size_changes(dtype):
+    """At ``lr_unit`` pair an epoch in one step of all P pairs and an epoch in steps of
+    P/4 move the table alike: they differ at second order in the rate (the difference
+    shrinks ~10x when the rate does, the move itself only ~10x less), while at ``lr_unit``
+    batch the smaller batch moves it ~4x as far."""
+    _, _, data, _ = _setup("shallow")
+    n_pos = len(data.positives)
+    small = -(-n_pos // 4)
+    rel = {}
+    for r in (1e-2, 1e-3):
+        big, parts = _epoch_move("pair", r, n_pos, dtype), _epoch_move("pair", r, small, dtype)
+        assert float(big.norm()) > 0
+        rel[r] = float((big - parts).norm() / big.norm())
+    assert rel[1e-2] < 0.1, rel
+    if dtype == torch.float64:             # float32 rounding floors the smaller difference
+        assert rel[1e-3] < rel[1e-2] / 5, rel
+    per_batch = (float(_epoch_move("batch", 1e-3, small, dtype).norm())
+                 / float(_epoch_move("batch", 1e-3, n_pos, dtype).norm()))
+    assert 2.5 < per_batch < 5, per_batch
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_recon_validation_selects_and_stops_without_validation_edges(dtype):
+    """``val_metric`` recon: the training closure's MAP is scored every ``eval_every``
+    epochs with no validation edges at all, ``patience`` checks without a new best stop
+    the run, and the kept table is the best one (its MAP is ``best_val`` again)."""
+    from hgraph.train import validation_score
+    cfg, model, data, _ = _setup("shallow")
+    model.to(dtype)
+    data.val_pos, data.val_metric = None, "recon"
+    assert data.validates()
+    tc = replace(cfg.train, optimizer="rsgd", lr=0.1, lr_unit="pair", burnin=0, epochs=200,
+                 eval_every=2, patience=3, checkpoint_every=0)
+    res = train(model, data, tc, seed=0, device=torch.device("cpu"), progress=False)
+    scored = [(h["epoch"], h["val_recon"]) for h in res.history if "val_recon" in h]
+    assert [e for e, _ in scored] == list(range(2, res.epochs_run + 1, 2))
+    best_epoch, best = max(scored, key=lambda t: (t[1], -t[0]))    # first of the best
+    assert (res.best_epoch, res.best_val) == (best_epoch, best)
+    assert res.stopped_early and res.epochs_run == best_epoch + 3 * 2 < 200
+    assert "validation RECON" in res.stop_reason
+    assert validation_score(model, data) == best and 0 < best <= 1
+    # without a closure there is nothing to score: no validation, no stop
+    data.train_closure = None
+    assert not data.validates() and validation_score(model, data) is None
 
 
 # ------------------------------------------------------------------ early stopping on the loss

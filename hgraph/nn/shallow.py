@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from hgraph import manifolds as M
-from hgraph.manifolds.construct import clamp_radius, construct
+from hgraph.manifolds.construct import clamp_radius, cone, construct
 from hgraph.nn.base import Encoder, EncoderSpec
 
 Tensor = torch.Tensor
@@ -20,6 +20,13 @@ Tensor = torch.Tensor
 #: 0.907 after 150 epochs (the last stalls with its deep rows on the clamp); uniform: 0.945.
 INIT_RADIUS = 0.6
 
+#: ``init="cone"`` (nested cones, :func:`hgraph.manifolds.construct.cone`): the deepest
+#: level at this fraction of the boundary clamp's distance.  Untrained closure MAP of the
+#: default generated tree (dim 10, spread 0.5, 2,000 sampled sources) at 0.6 / 0.8 of the
+#: clamp: 0.947 / 0.997 (a numpy-seeded prototype); WordNet mammals (dim 5, spread 1)
+#: trained from 0.9 of the clamp had 247 rows on the clamp after 30 epochs.
+CONE_RADIUS = 0.8
+
 
 class ShallowEncoder(Encoder):
     """One learned point per node: a ManifoldParameter table.
@@ -29,7 +36,8 @@ class ShallowEncoder(Encoder):
     ``init_points`` (N, D), at those points (``init="construct"``: the
     combinatorial embedding of the training graph, :mod:`hgraph.manifolds.construct`,
     built with its farthest point at :data:`INIT_RADIUS` of the boundary clamp's
-    distance, leaving the rows room to move).
+    distance, leaving the rows room to move; ``init="cone"``: nested cones,
+    :func:`hgraph.manifolds.construct.cone`, deepest level at :data:`CONE_RADIUS`).
     Transductive: a node unseen in training keeps its untrained row
     (``inductive = False``).
     """
@@ -58,6 +66,12 @@ class ShallowEncoder(Encoder):
                                   tau=spec.cfg.construct_tau, curvature=c,
                                   lorentz=M.kind(spec.manifold) == "lorentz", dtype=spec.dtype,
                                   radius=INIT_RADIUS * clamp_radius(spec.dtype) / c ** 0.5)
+        if spec.cfg.init == "cone" and spec.edges is not None:
+            c = M.curvature_of(spec.manifold)
+            points, _ = cone(spec.edges, spec.num_nodes, spec.cfg.dim, curvature=c,
+                             lorentz=M.kind(spec.manifold) == "lorentz", dtype=spec.dtype,
+                             radius=CONE_RADIUS * clamp_radius(spec.dtype) / c ** 0.5,
+                             seed=int(torch.initial_seed()) % (1 << 63))
         return cls(spec.manifold, spec.num_nodes, spec.cfg.dim, spec.cfg.init_scale, points)
 
     def reset_parameters(self) -> None:
