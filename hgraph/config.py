@@ -338,7 +338,7 @@ ENCODER_PRESETS: Dict[str, Dict[str, Any]] = {
     # (closure MAP 0.99 untrained on the default tree), no burn-in (a built start needs
     # none); after every epoch the training closure's reconstruction MAP (2,000 fixed
     # sources) picks the kept epoch and stops the run after 6 epochs without a new best
-    # (on the default tree the loss kept falling >1% per epoch for 10 epochs, MAP peaked at 1).
+    # (on the default tree the loss kept falling >1% per epoch for 10 epochs, MAP peaked at epoch 1).
     # Chosen on reconstruction of the training closure (generated tree, WordNet mammals
     # dim 5): results/shallow_defaults/README.md.
     "shallow": {"dtype": "float64",
