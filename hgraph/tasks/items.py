@@ -541,6 +541,23 @@ def load_exported(path) -> Tuple[Any, Dict[str, Any]]:
     return tower, d
 
 
+def _write_metrics(run_dir, cfg, command, per_seed, histories, data, device, t_wall,
+                   complete: bool):
+    agg = R.aggregate([{k: v for k, v in m.items() if isinstance(v, (int, float))}
+                       for m in per_seed])
+    meta = {"command": command, "config": cfg.to_dict(), "complete": complete,
+            "seeds_done": [m["seed"] for m in per_seed],
+            "wall_time_s": time.perf_counter() - t_wall, "text_encode_s": data.encode_s,
+            "git": R.git_hash(str(Path(__file__).resolve().parent.parent.parent)),
+            "env": R.environment(device), "torch_threads": torch.get_num_threads(),
+            "nodes": data.tax.num_nodes, "candidates": int(len(data.cand)),
+            "items": len(data.item_texts), "rows": len(data.items)}
+    R.atomic_write_json(run_dir / "metrics.json", {"mean_std": agg, "per_seed": per_seed,
+                                                   "run": meta})
+    R.atomic_write_json(run_dir / "history.json", histories)
+    return agg, meta
+
+
 def run_items(cfg: ItemTaskConfig, command: str = "") -> Dict[str, Any]:
     """Run every seed of ``cfg``; write ``<out>/<name>/``; return the metrics."""
     if cfg.threads:
@@ -553,6 +570,7 @@ def run_items(cfg: ItemTaskConfig, command: str = "") -> Dict[str, Any]:
     run_dir = Path(cfg.out) / name
     run_dir.mkdir(parents=True, exist_ok=True)
     per_seed, histories = [], []
+    agg, meta = {}, {}
     for seed in cfg.seeds:
         if cfg.progress:
             print(f"[{cfg.encoder} seed {seed}] {cfg.dataset}: {data.tax.num_nodes} nodes, "
@@ -569,17 +587,9 @@ def run_items(cfg: ItemTaskConfig, command: str = "") -> Dict[str, Any]:
             print(f"[{cfg.encoder} seed {seed}] P@1 {m['p1']:.4f} (head {m['p1_head']:.4f}, "
                   f"tail {m['p1_tail']:.4f}, zero {m['p1_zero']:.4f}) P@5 {m['p5']:.4f} "
                   f"MRR {m['mrr']:.4f} train {m['train_time_s']:.0f} s", file=sys.stderr)
-    agg = R.aggregate([{k: v for k, v in m.items() if isinstance(v, (int, float))}
-                       for m in per_seed])
-    meta = {"command": command, "config": cfg.to_dict(), "wall_time_s":
-            time.perf_counter() - t_wall, "text_encode_s": data.encode_s,
-            "git": R.git_hash(str(Path(__file__).resolve().parent.parent.parent)),
-            "env": R.environment(device), "torch_threads": torch.get_num_threads(),
-            "nodes": data.tax.num_nodes, "candidates": int(len(data.cand)),
-            "items": len(data.item_texts), "rows": len(data.items)}
-    R.atomic_write_json(run_dir / "metrics.json", {"mean_std": agg, "per_seed": per_seed,
-                                                   "run": meta})
-    R.atomic_write_json(run_dir / "history.json", histories)
+        # written after every seed: an interrupted run keeps the seeds it finished
+        agg, meta = _write_metrics(run_dir, cfg, command, per_seed, histories, data, device,
+                                   t_wall, complete=seed == cfg.seeds[-1])
     return {"run_dir": str(run_dir), "mean_std": agg, "per_seed": per_seed, "run": meta}
 
 
