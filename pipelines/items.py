@@ -128,9 +128,15 @@ def report(folder: Path) -> int:
         raise HGraphInputError("no finished run here", file=str(folder))
     names = [n for n in order if n in found] + [n for n in found if n not in order]
     print(table({n: found[n] for n in names}))
-    if "hgcn" in found and "ramen" in found:
-        print()
-        print(paired_markdown(paired(found["hgcn"], found["ramen"]), "hgcn", "ramen"))
+    # paired intervals on the seeds both runs have: graph as input vs regulariser, the
+    # regulariser's own effect (λ = 0.1 vs 0), the geometry (Poincaré vs Euclidean)
+    for a, b in (("hgcn", "ramen"), ("ramen", "twotower"), ("ramen", "ramen_euclidean"),
+                 ("hgcn", "hgcn_euclidean")):
+        if a in found and b in found:
+            print()
+            print(paired_markdown(paired(found[a], found[b], slices=("all", "zero")
+                                         if (a, b) != ("hgcn", "ramen") else
+                                         ("all", "head", "tail", "zero")), a, b))
     return 0
 
 
