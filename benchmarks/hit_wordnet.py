@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hgraph import manifolds as M                                   # noqa: E402
-from hgraph.data.hit_split import (HitExamples, build_hit_split, hit_entity_names,  # noqa: E402
+from hgraph.data.hit_split import (build_hit_split, hit_entity_names,  # noqa: E402
                                    siblings_matrix, wordnet_hypernym_edges)
 from hgraph.data.pairs import NegativeSampler                       # noqa: E402
 from hgraph.data.text import encode_texts, text_features            # noqa: E402

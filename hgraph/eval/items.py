@@ -63,17 +63,14 @@ def rank_scores(scores: Tensor, cand: np.ndarray, truth: Sequence[Sequence[int]]
     """
     s = scores if larger_better else -scores
     n, C = s.shape
-    pos = np.full(int(max(cand.max(initial=-1), max((t.max(initial=-1) for t in
-                                                        _truth_lists(truth)), default=-1))) + 1,
-                  -1, dtype=np.int64)
-    pos[cand] = np.arange(len(cand))
+    # column of each candidate id (ids that are no candidate: -1)
+    pos = {int(c): j for j, c in enumerate(cand)}
     kk = min(k, C)
     top = torch.topk(s, kk, dim=1).indices.cpu().numpy()
     rank = np.full(n, C + 1, dtype=np.int64)
     for i, t in enumerate(_truth_lists(truth)):
-        cols = pos[t[t < len(pos)]]
-        cols = cols[cols >= 0]
-        if not len(cols):
+        cols = [pos[int(c)] for c in t if int(c) in pos]
+        if not cols:
             continue
         best = s[i, torch.as_tensor(cols, device=s.device)].max()
         # pessimistic ties: candidates as good as the truth (other than itself) rank above it

@@ -20,12 +20,11 @@ the tree are known) and may be drawn as negatives.
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import geoopt
 import numpy as np
@@ -217,8 +216,7 @@ class HardNegatives:
     those are fewer than asked for, random candidates of the same level."""
 
     def __init__(self, tax: Taxonomy, cand: np.ndarray):
-        self.N = tax.num_nodes
-        ok = np.zeros(self.N, dtype=bool)
+        ok = np.zeros(tax.num_nodes, dtype=bool)
         ok[cand] = True
         self.ok = ok
         c2p, p2c = tax.child_to_parent, tax.parent_to_child
@@ -435,7 +433,8 @@ def inference_cost(model, data: ItemData, cfg: ItemTaskConfig, n_items: int = 10
     tax = data.tax
     src = rng.choice(data.cand[data.cand != 0] if len(data.cand) > 1 else data.cand,
                      size=n_new)
-    texts = [node_texts(tax)[i] for i in src]
+    all_texts = node_texts(tax)
+    texts = [all_texts[i] for i in src]
     t0 = time.perf_counter()
     xnew = torch.as_tensor(encode_texts(texts, model=cfg.text_encoder, progress=False,
                                         cache=False), dtype=data.x_nodes.dtype,
