@@ -97,10 +97,15 @@ def _flags(args) -> dict:
     return out
 
 
-def tune(doc: dict, common: dict, src: str, command: str) -> dict:
-    """Trials of the ``tune`` block on one seed each; the best validation P@1 per run name."""
-    chosen = {}
+def tune(doc: dict, common: dict, src: str, command: str, only=None) -> dict:
+    """Trials of the ``tune`` block on one seed each (of the runs in ``only``,
+    all when None) -> (the best trial's settings by validation P@1, its run
+    folder) per run name.  A finished trial (its metrics.json exists) is read
+    back, so the grid resumes."""
+    chosen, where = {}, {}
     for name, trials in (doc.get("tune") or {}).items():
+        if only is not None and name not in only:
+            continue
         base = {**common, **doc["runs"][name]}
         best = None
         for j, t in enumerate(trials):
@@ -114,9 +119,9 @@ def tune(doc: dict, common: dict, src: str, command: str) -> dict:
             v = res["mean_std"]["best_val_p1"]["mean"]
             print(f"[tune] {name} trial {j} {t}: val P@1 {v:.4f}", file=sys.stderr)
             if best is None or v > best[0]:
-                best = (v, t)
-        chosen[name] = best[1]
-    return chosen
+                best = (v, t, mpath.parent)
+        chosen[name], where[name] = best[1], best[2]
+    return chosen, where
 
 
 def report(folder: Path) -> int:
@@ -134,9 +139,9 @@ def report(folder: Path) -> int:
                  ("hgcn", "hgcn_euclidean")):
         if a in found and b in found:
             print()
-            print(paired_markdown(paired(found[a], found[b], slices=("all", "zero")
+            print(paired_markdown(paired(found[a], found[b], slices=("all", "seen", "zero")
                                          if (a, b) != ("hgcn", "ramen") else
-                                         ("all", "head", "tail", "zero")), a, b))
+                                         ("all", "seen", "head", "tail", "zero")), a, b))
     return 0
 
 
@@ -159,12 +164,15 @@ def main(argv=None) -> int:
         if not runs:
             raise HGraphInputError("the config names no runs", file=src,
                                    fix="add runs: {name: {encoder: ...}}")
-        chosen = tune(doc, common, src, command) if args.tune else {}
+        names = list(runs) if not args.only else args.only.split(",")
+        chosen, trial_dirs = tune(doc, common, src, command, only=names) if args.tune \
+            else ({}, {})
         if chosen:
             out = Path(common.get("out", "results/items")) / "tuned.json"
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(chosen, indent=1, sort_keys=True))
-        names = list(runs) if not args.only else args.only.split(",")
+            # merged with what other --only invocations chose
+            old = json.loads(out.read_text()) if out.exists() else {}
+            out.write_text(json.dumps({**old, **chosen}, indent=1, sort_keys=True))
         dirs = {}
         t0 = time.perf_counter()
         for name in names:
@@ -172,7 +180,9 @@ def main(argv=None) -> int:
                 raise HGraphInputError(f"no run named {name!r}", file=src)
             cfg = config_from_dict({**common, **runs[name], **chosen.get(name, {}),
                                     "name": name}, src)
-            dirs[name] = run_items(cfg, command=command)["run_dir"]
+            # the chosen trial's seed is not run twice
+            trial = trial_dirs.get(name)
+            dirs[name] = run_items(cfg, command=command, reuse=trial)["run_dir"]
         from hgraph.tasks.items_report import paired, paired_markdown, table
         print(f"\n{common.get('dataset', ItemTaskConfig.dataset)}: "
               f"{time.perf_counter() - t0:.0f} s\n")

@@ -215,6 +215,28 @@ def test_shallow_cannot_place_new_categories_and_knn_ranks_by_nearest_item():
     assert s[0, 2] == 1.0 and s[0, 4] == 0.0 and torch.isinf(s[0, [0, 1, 3, 5]]).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mined_negatives_are_the_nearest_wrong_categories(dtype):
+    """mine_negatives: for each item the k candidates nearest its point under
+    the model, its true categories skipped, nearest first."""
+    from types import SimpleNamespace
+    from hgraph.tasks.items import mine_negatives
+    ball = M.make_manifold("poincare", 1.0, False)
+    x, ei = _tiny_graph(dtype=dtype)
+    torch.manual_seed(0)
+    m = SiameseModel(ball, x, ei, hidden=16).to(dtype)
+    cand = np.array([1, 2, 3, 4, 5])                 # node 0 is not a candidate
+    xi = torch.nn.functional.normalize(torch.randn(4, 8, dtype=dtype), dim=-1)
+    truth = [np.array([2]), np.array([3, 5]), np.array([1]), np.array([4])]
+    data = SimpleNamespace(cand=cand, truth=truth, x_items=xi)
+    got = mine_negatives(m, data, np.array([0, 1, 3]), k=2)
+    d = M.pairwise_dist(ball, m.items(xi), m.categories()[torch.as_tensor(cand)]).detach()
+    for r, i in enumerate([0, 1, 3]):
+        order = [int(cand[j]) for j in d[i].argsort().tolist() if cand[j] not in truth[i]]
+        assert got[r].tolist() == order[:2]
+    assert m.training
+
+
 # ------------------------------------------------------------------ end to end
 @pytest.mark.xdist_group("minilm")
 def test_end_to_end_on_the_committed_slice_learns(tmp_path, capsys):
@@ -266,3 +288,50 @@ def test_items_cli_help_and_bad_config(tmp_path, capsys):
     assert cli.main(["--config", str(bad)]) == 2
     assert "nope" in capsys.readouterr().err
     assert cli.main(["--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+@pytest.mark.xdist_group("minilm")
+def test_tune_grid_picks_the_best_validation_trial_and_resumes(tmp_path, capsys):
+    """--tune --only R: R's trials on one seed, the best validation P@1 chosen,
+    tuned.json merged across invocations, finished trials read back."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "items_cli2", Path(__file__).resolve().parent.parent / "pipelines" / "items.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""common: {{dataset: "csv:data/samples/hpo_slice_edges.csv",
+  items: data/samples/hpo_slice_items.csv, node_text: data/samples/hpo_slice_text.csv,
+  out: "{tmp_path}", epochs: 2, negatives: 32, hard_negatives: 2, mined_negatives: 2,
+  cost_items: 5, threads: 1, progress: false, seeds: [0, 1]}}
+runs: {{features: {{encoder: features}}, ramen: {{encoder: ramen}}}}
+tune:
+  ramen: [{{lr: 1.0e-9}}, {{lr: 3.0e-3}}]
+  hgcn: [{{}}]
+""")
+    assert cli.main(["--config", str(cfg), "--tune", "--only", "ramen"]) == 0
+    assert "[tune] ramen trial 1" in capsys.readouterr().err
+    v = [json.loads((tmp_path / "tune" / f"ramen_{j}" / "metrics.json").read_text())
+         ["mean_std"]["best_val_p1"]["mean"] for j in (0, 1)]
+    assert v[1] > v[0]                                # a rate of 1e-9 learns nothing
+    assert json.loads((tmp_path / "tuned.json").read_text()) == {"ramen": {"lr": 3.0e-3}}
+    assert not (tmp_path / "tune" / "hgcn_0").exists()  # not asked for
+    run = json.loads((tmp_path / "ramen" / "metrics.json").read_text())
+    assert run["run"]["config"]["lr"] == 3.0e-3 and len(run["per_seed"]) == 2
+    # seed 0 is the chosen trial's own result, taken over rather than run again
+    trial = json.loads((tmp_path / "tune" / "ramen_1" / "metrics.json").read_text())
+    assert run["per_seed"][0]["reused_from"].endswith("ramen_1")
+    assert run["per_seed"][0]["p1"] == trial["per_seed"][0]["p1"]
+    assert "reused_from" not in run["per_seed"][1]
+    assert (tmp_path / "ramen" / "per_item_seed0.npz").exists()
+    # another invocation keeps the earlier choice; finished trials are read back, not rerun
+    assert cli.main(["--config", str(cfg), "--tune", "--only", "features"]) == 0
+    assert json.loads((tmp_path / "tuned.json").read_text()) == {"ramen": {"lr": 3.0e-3}}
+    stamp = [(tmp_path / "tune" / f"ramen_{j}" / "metrics.json").stat().st_mtime_ns
+             for j in (0, 1)]
+    assert cli.main(["--config", str(cfg), "--tune", "--only", "ramen"]) == 0
+    assert stamp == [(tmp_path / "tune" / f"ramen_{j}" / "metrics.json").stat().st_mtime_ns
+                     for j in (0, 1)]
+    assert "[tune] ramen trial 1" in capsys.readouterr().err

@@ -20,6 +20,8 @@ the tree are known) and may be drawn as negatives.
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -71,14 +73,16 @@ class ItemTaskConfig:
     table_lr: float = 3e-2                # shallow's category table
     gate_lr: float = 1e-2                 # hgcn's gate (starts at 0: the graph's share)
     batch_size: int = 512                 # training items per step
-    negatives: int = 1024                 # uniform negatives per step, shared by the batch
-    hard_negatives: int = 4               # per item: siblings, then same-level categories
+    negatives: int = 4096                 # uniform negatives per step, shared by the batch
+    hard_negatives: int = 16              # per item: siblings, then same-level categories
+    mined_negatives: int = 16             # per item: drawn from its nearest wrong categories
+    mine_k: int = 50                      # ... the model's top mine_k, refreshed every epoch
     reg_lambda: float = 0.0               # graph regulariser weight (category triplets)
     reg_kinds: Tuple[str, ...] = ("ancestor", "sibling")
     reg_margin: float = 0.1
     reg_anchors: int = 256
-    epochs: int = 6
-    patience: int = 2
+    epochs: int = 30
+    patience: int = 3
     time_cap_s: float = 0.0               # stop training after this many seconds (0: none)
     val_max: int = 1000                   # validation items scored per epoch
     cost_items: int = 1000                # items / new categories timed for inference cost
@@ -242,6 +246,30 @@ class HardNegatives:
         return np.asarray(out, dtype=np.int64)
 
 
+@torch.no_grad()
+def mine_negatives(model: ItemModel, data: ItemData, items: np.ndarray, k: int,
+                   chunk: int = 1024) -> np.ndarray:
+    """(n, k) global ids of the ``k`` candidates nearest each item of ``items``
+    under the current model that are none of the item's true categories (as
+    extreme-classification training mines them: ANCE, NGAME).  Training items only."""
+    zc = embed_categories(model, data.cand)
+    model.eval()
+    extra = max(len(data.truth[i]) for i in items) if len(items) else 0
+    kk = min(k + extra, len(data.cand))
+    out = np.empty((len(items), k), dtype=np.int64)
+    x = data.x_items
+    for a in range(0, len(items), chunk):
+        ids = items[a:a + chunk]
+        zi = model.items(x[torch.as_tensor(ids, device=x.device)])
+        near = M.pairwise_dist(model.manifold, zi, zc).topk(kk, dim=1, largest=False).indices
+        near = data.cand[near.cpu().numpy()]
+        for r, i in enumerate(ids):
+            row = near[r][~np.isin(near[r], data.truth[i])][:k]
+            out[a + r] = np.resize(row, k) if len(row) else data.cand[:k]
+    model.train()
+    return out
+
+
 def _optimizer(model: ItemModel, cfg: ItemTaskConfig):
     table = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
     gate = [p for n, p in model.named_parameters() if n == "gate"]
@@ -324,6 +352,8 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
         tqdm = None
     for epoch in range(1, cfg.epochs + 1):
         perm = rng.permutation(len(train_rows))
+        mined = mine_negatives(model, data, item_of, cfg.mine_k) \
+            if cfg.mined_negatives > 0 else None
         losses = []
         it = range(steps_per_epoch)
         if cfg.progress and tqdm is not None:
@@ -333,9 +363,13 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
             if not len(b):
                 continue
             bi, bc = item_of[b], cat_of[b]
-            neg = np.concatenate([rng.choice(data.cand, size=cfg.negatives),
-                                  hard.sample(bc, cfg.hard_negatives, rng)]) \
-                if cfg.hard_negatives > 0 else rng.choice(data.cand, size=cfg.negatives)
+            neg = [rng.choice(data.cand, size=cfg.negatives)]
+            if cfg.hard_negatives > 0:
+                neg.append(hard.sample(bc, cfg.hard_negatives, rng))
+            if mined is not None:
+                cols = rng.integers(0, mined.shape[1], size=(len(b), cfg.mined_negatives))
+                neg.append(np.take_along_axis(mined[b], cols, axis=1).ravel())
+            neg = np.concatenate(neg)
             pool, inv = np.unique(np.concatenate([bc, neg]), return_inverse=True)
             target = torch.as_tensor(inv[:len(bc)], device=dev)
             pool_t = torch.as_tensor(pool, device=dev)
@@ -386,14 +420,16 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
 
 # ---------------------------------------------------------------------- evaluation
 def summarize(per_item: Dict[str, np.ndarray], slices: np.ndarray) -> Dict[str, float]:
-    """Means of every metric overall and per slice (``<metric>`` and ``<metric>_<slice>``)."""
+    """Means of every metric overall and per slice (``<metric>`` and
+    ``<metric>_<slice>``; slice ``seen`` = ``head`` and ``tail``)."""
     out: Dict[str, float] = {"n_test": int(len(slices))}
     for m in METRICS:
         v = per_item[m]
         fin = np.isfinite(v)
         out[m] = float(v[fin].mean()) if fin.any() else float("nan")
-        for s in SLICES:
-            sel = (slices == s) & fin
+        # "seen": head and tail together (categories with >= 1 training item)
+        for s, mask in [(s, slices == s) for s in SLICES] + [("seen", slices != "zero")]:
+            sel = mask & fin
             out[f"{m}_{s}"] = float(v[sel].mean()) if sel.any() else float("nan")
     for s in SLICES:
         out[f"n_{s}"] = int((slices == s).sum())
@@ -557,8 +593,31 @@ def _write_metrics(run_dir, cfg, command, per_seed, histories, data, device, t_w
     return agg, meta
 
 
-def run_items(cfg: ItemTaskConfig, command: str = "") -> Dict[str, Any]:
-    """Run every seed of ``cfg``; write ``<out>/<name>/``; return the metrics."""
+#: settings that do not change what a seed computes
+_NOT_RESULT = ("seeds", "name", "out", "progress")
+
+
+def _reusable(cfg: ItemTaskConfig, reuse) -> Dict[int, Tuple[Dict, Any, Path]]:
+    """Seeds of ``cfg`` already finished by run folder ``reuse`` under the same
+    settings (e.g. the validation trial a tuned run was chosen from):
+    seed -> (metrics, history, folder).  Empty when the settings differ."""
+    if reuse is None or not (Path(reuse) / "metrics.json").exists():
+        return {}
+    m = json.loads((Path(reuse) / "metrics.json").read_text())
+    hist = json.loads((Path(reuse) / "history.json").read_text())
+    mine = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_RESULT}
+    theirs = {k: v for k, v in m["run"]["config"].items() if k not in _NOT_RESULT}
+    if mine != theirs:
+        return {}
+    return {ps["seed"]: (ps, h, Path(reuse)) for ps, h in zip(m["per_seed"], hist)
+            if ps["seed"] in cfg.seeds}
+
+
+def run_items(cfg: ItemTaskConfig, command: str = "", reuse=None) -> Dict[str, Any]:
+    """Run every seed of ``cfg``; write ``<out>/<name>/``; return the metrics.
+
+    ``reuse``: a run folder whose seeds, run under the same settings, are
+    copied instead of recomputed (a tuned run takes its chosen trial's seed)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     from hgraph.train import resolve_device
@@ -570,7 +629,21 @@ def run_items(cfg: ItemTaskConfig, command: str = "") -> Dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     per_seed, histories = [], []
     agg, meta = {}, {}
+    done = _reusable(cfg, reuse)
     for seed in cfg.seeds:
+        if seed in done:
+            m, hist, src = done[seed]
+            for f in (f"per_item_seed{seed}.npz", f"model_seed{seed}.pt"):
+                if (src / f).exists():
+                    shutil.copyfile(src / f, run_dir / f)
+            per_seed.append({**m, "reused_from": str(src)})
+            histories.append(hist)
+            if cfg.progress:
+                print(f"[{cfg.encoder} seed {seed}] taken from {src} (same settings)",
+                      file=sys.stderr)
+            agg, meta = _write_metrics(run_dir, cfg, command, per_seed, histories, data, device,
+                                       t_wall, complete=seed == cfg.seeds[-1])
+            continue
         if cfg.progress:
             print(f"[{cfg.encoder} seed {seed}] {cfg.dataset}: {data.tax.num_nodes} nodes, "
                   f"{len(data.cand)} candidates, {len(data.item_texts)} items", file=sys.stderr)

@@ -13,7 +13,7 @@ from hgraph.results import fmt
 
 #: (column, metric key, digits)
 COLUMNS = (("P@1", "p1", 3), ("P@5", "p5", 3), ("MRR", "mrr", 3), ("hP@5", "hp5", 3),
-           ("top-1 hops", "tree_dist", 2), ("P@1 head", "p1_head", 3),
+           ("top-1 hops", "tree_dist", 2), ("P@1 seen", "p1_seen", 3), ("P@1 head", "p1_head", 3),
            ("P@1 tail", "p1_tail", 3), ("P@1 zero-shot", "p1_zero", 3),
            ("MRR zero-shot", "mrr_zero", 3), ("val P@1", "best_val_p1", 3),
            ("train s", "train_time_s", 0), ("items/s", "items_per_s", 0),
@@ -23,7 +23,21 @@ COLUMNS = (("P@1", "p1", 3), ("P@5", "p5", 3), ("MRR", "mrr", 3), ("hP@5", "hp5"
 
 
 def load_run(run_dir) -> Dict:
-    return json.loads((Path(run_dir) / "metrics.json").read_text())
+    """metrics.json of a run; a ``<metric>_seen`` missing there (runs made
+    before that slice existed) is computed from the per-item files."""
+    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    agg = m["mean_std"]
+    files = [Path(run_dir) / f"per_item_seed{ps['seed']}.npz" for ps in m["per_seed"]]
+    if "p1_seen" not in agg and files and all(f.exists() for f in files):
+        arrays = [np.load(f) for f in files]
+        for key in ("p1", "p5", "mrr", "hp5", "tree_dist"):
+            vals = []
+            for a in arrays:
+                v = a[key][(a["slice"] != "zero") & np.isfinite(a[key])]
+                vals.append(float(v.mean()) if len(v) else float("nan"))
+            agg[f"{key}_seen"] = {"mean": float(np.mean(vals)),
+                                  "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0}
+    return m
 
 
 def table(run_dirs: Dict[str, str], columns=COLUMNS) -> str:
@@ -44,8 +58,15 @@ def table(run_dirs: Dict[str, str], columns=COLUMNS) -> str:
     return "\n".join(lines)
 
 
+def _in(slices: np.ndarray, s: str) -> np.ndarray:
+    """Rows of slice ``s``; ``all`` every row, ``seen`` head and tail."""
+    if s == "all":
+        return np.ones(len(slices), dtype=bool)
+    return slices != "zero" if s == "seen" else slices == s
+
+
 def paired(run_a: str, run_b: str, metrics: Sequence[str] = ("p1", "mrr"),
-           slices: Sequence[str] = ("all", "head", "tail", "zero"), seed: int = 0) -> List[Dict]:
+           slices: Sequence[str] = ("all", "seen", "head", "tail", "zero"), seed: int = 0) -> List[Dict]:
     """Bootstrap intervals of ``a - b`` per metric and slice, items of every
     seed pooled (each seed's split is shared by both runs: same items, checked)."""
     out = []
@@ -61,8 +82,8 @@ def paired(run_a: str, run_b: str, metrics: Sequence[str] = ("p1", "mrr"),
             raise ValueError("the two runs were scored on different test items")
     for m in metrics:
         for s in slices:
-            xa = np.concatenate([a[m][(a["slice"] == s) | (s == "all")] for a in A])
-            xb = np.concatenate([b[m][(b["slice"] == s) | (s == "all")] for b in B])
+            xa = np.concatenate([a[m][_in(a["slice"], s)] for a in A])
+            xb = np.concatenate([b[m][_in(b["slice"], s)] for b in B])
             if len(xa) == 0:
                 continue
             r = paired_bootstrap(xa, xb, seed=seed)
