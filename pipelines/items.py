@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Tuple
 
 try:
     import hgraph  # noqa: F401
@@ -97,7 +98,7 @@ def _flags(args) -> dict:
     return out
 
 
-def tune(doc: dict, common: dict, src: str, command: str, only=None) -> dict:
+def tune(doc: dict, common: dict, src: str, command: str, only=None) -> Tuple[dict, dict]:
     """Trials of the ``tune`` block on one seed each (of the runs in ``only``,
     all when None) -> (the best trial's settings by validation P@1, its run
     folder) per run name.  A finished trial (its metrics.json exists) is read

@@ -30,6 +30,14 @@ from hgraph.data.items import Items
 SLICES = ("zero", "tail", "head")
 
 
+def slice_mask(slices: np.ndarray, s: str) -> np.ndarray:
+    """Rows of test slice ``s`` (one of :data:`SLICES`, or ``all``, or ``seen``:
+    head and tail, the categories with >= 1 training item)."""
+    if s == "all":
+        return np.ones(len(slices), dtype=bool)
+    return slices != "zero" if s == "seen" else slices == s
+
+
 @dataclass
 class ItemSplits:
     """Which item goes where.
@@ -151,4 +159,4 @@ def make_item_splits(items: Items, num_nodes: int, zero_shot_frac: float = 0.1,
                       train_count=train_count)
 
 
-__all__ = ["ItemSplits", "SLICES", "make_item_splits"]
+__all__ = ["ItemSplits", "SLICES", "make_item_splits", "slice_mask"]

@@ -37,7 +37,7 @@ from hgraph import manifolds as M
 from hgraph import results as R
 from hgraph.config import DataConfig
 from hgraph.data.datasets import DATASETS, dataset_items
-from hgraph.data.item_splits import SLICES, ItemSplits, make_item_splits
+from hgraph.data.item_splits import SLICES, ItemSplits, make_item_splits, slice_mask
 from hgraph.data.icd10cm import ROOT_KEY as ICD_ROOT
 from hgraph.data.items import Items, read_items, read_node_texts
 from hgraph.data.taxonomy import Taxonomy, transitive_closure
@@ -427,9 +427,8 @@ def summarize(per_item: Dict[str, np.ndarray], slices: np.ndarray) -> Dict[str, 
         v = per_item[m]
         fin = np.isfinite(v)
         out[m] = float(v[fin].mean()) if fin.any() else float("nan")
-        # "seen": head and tail together (categories with >= 1 training item)
-        for s, mask in [(s, slices == s) for s in SLICES] + [("seen", slices != "zero")]:
-            sel = mask & fin
+        for s in SLICES + ("seen",):
+            sel = slice_mask(slices, s) & fin
             out[f"{m}_{s}"] = float(v[sel].mean()) if sel.any() else float("nan")
     for s in SLICES:
         out[f"n_{s}"] = int((slices == s).sum())

@@ -8,8 +8,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from hgraph.data.item_splits import slice_mask
 from hgraph.eval.items import paired_bootstrap
-from hgraph.results import fmt
+from hgraph.results import aggregate, fmt
 
 #: (column, metric key, digits)
 COLUMNS = (("P@1", "p1", 3), ("P@5", "p5", 3), ("MRR", "mrr", 3), ("hP@5", "hp5", 3),
@@ -24,19 +25,18 @@ COLUMNS = (("P@1", "p1", 3), ("P@5", "p5", 3), ("MRR", "mrr", 3), ("hP@5", "hp5"
 
 def load_run(run_dir) -> Dict:
     """metrics.json of a run; a ``<metric>_seen`` missing there (runs made
-    before that slice existed) is computed from the per-item files."""
+    before that slice existed) is summarised from the per-item files."""
+    from hgraph.tasks.items import METRICS, summarize
     m = json.loads((Path(run_dir) / "metrics.json").read_text())
-    agg = m["mean_std"]
     files = [Path(run_dir) / f"per_item_seed{ps['seed']}.npz" for ps in m["per_seed"]]
-    if "p1_seen" not in agg and files and all(f.exists() for f in files):
-        arrays = [np.load(f) for f in files]
-        for key in ("p1", "p5", "mrr", "hp5", "tree_dist"):
-            vals = []
-            for a in arrays:
-                v = a[key][(a["slice"] != "zero") & np.isfinite(a[key])]
-                vals.append(float(v.mean()) if len(v) else float("nan"))
-            agg[f"{key}_seen"] = {"mean": float(np.mean(vals)),
-                                  "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0}
+    if "p1_seen" not in m["mean_std"] and files and all(f.exists() for f in files):
+        per_seed = []
+        for f in files:
+            a = np.load(f)
+            per_seed.append({k: v for k, v in summarize({k: a[k] for k in METRICS},
+                                                        a["slice"]).items()
+                             if k.endswith("_seen")})
+        m["mean_std"].update(aggregate(per_seed))
     return m
 
 
@@ -58,13 +58,6 @@ def table(run_dirs: Dict[str, str], columns=COLUMNS) -> str:
     return "\n".join(lines)
 
 
-def _in(slices: np.ndarray, s: str) -> np.ndarray:
-    """Rows of slice ``s``; ``all`` every row, ``seen`` head and tail."""
-    if s == "all":
-        return np.ones(len(slices), dtype=bool)
-    return slices != "zero" if s == "seen" else slices == s
-
-
 def paired(run_a: str, run_b: str, metrics: Sequence[str] = ("p1", "mrr"),
            slices: Sequence[str] = ("all", "seen", "head", "tail", "zero"), seed: int = 0) -> List[Dict]:
     """Bootstrap intervals of ``a - b`` per metric and slice, items of every
@@ -82,8 +75,8 @@ def paired(run_a: str, run_b: str, metrics: Sequence[str] = ("p1", "mrr"),
             raise ValueError("the two runs were scored on different test items")
     for m in metrics:
         for s in slices:
-            xa = np.concatenate([a[m][_in(a["slice"], s)] for a in A])
-            xb = np.concatenate([b[m][_in(b["slice"], s)] for b in B])
+            xa = np.concatenate([a[m][slice_mask(a["slice"], s)] for a in A])
+            xb = np.concatenate([b[m][slice_mask(b["slice"], s)] for b in B])
             if len(xa) == 0:
                 continue
             r = paired_bootstrap(xa, xb, seed=seed)
