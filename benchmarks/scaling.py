@@ -51,13 +51,18 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 GiB = 1024.0
 #: --encoders names -> (library encoder, train settings, sampling settings over its preset)
 VARIANTS = {
-    "shallow": ("shallow", {}, {}),
+    # the loop's shallow table on the ball (the preset before the fused hyperboloid trainer,
+    # whose speed benchmarks/shallow_race.py measures)
+    "shallow": ("shallow", {"lr": 0.1, "batch_size": 256}, {}),
     "ramen": ("ramen", {}, {}),
     # mini-batch: NeighborLoader subgraphs around each step's nodes
     "hgcn": ("hgcn", {"batch_size": 512}, {"full_batch": False, "fanouts": [10, 10]}),
     # the hgcn preset: full-batch message passing, one step over all edges per epoch
     "hgcn-full": ("hgcn", {}, {}),
 }
+
+#: model settings over the preset
+MODEL_OVER = {"shallow": {"manifold": "poincare"}}
 
 
 def build(size: int, encoder: str, device_name: str, seed: int):
@@ -75,7 +80,7 @@ def build(size: int, encoder: str, device_name: str, seed: int):
     rc = root_children_for(size)
     name, train_over, sampling_over = VARIANTS[encoder]
     cfg = from_dict({"data": {"gen_root_children": rc, "gen_seed": seed},
-                     "model": {"encoder": name},
+                     "model": {"encoder": name, **MODEL_OVER.get(encoder, {})},
                      "train": {"epochs": 1, "burnin": 0, "checkpoint_every": 0, **train_over},
                      "sampling": sampling_over, "reg": {"reg_warmup": 0},
                      "device": device_name, "progress": False, "seeds": [seed]})

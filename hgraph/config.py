@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional, Tuple
 
@@ -108,6 +109,10 @@ class ModelConfig:
                     "as --encoder construct) or cone (nested cones of the training graph: "
                     "each subtree around its root's direction, radius growing with depth; "
                     "the shallow preset's)", choices=lambda: ["uniform", "construct", "cone"])
+    init_radius: float = opt(0.0, "shallow --init cone / construct: distance of the farthest "
+                             "node from the origin; 0 = 0.8 (cone) / 0.6 (construct) of the "
+                             "boundary clamp's distance of the run's dtype (12.2 in float64); "
+                             "WordNet mammals trains further from 3 (results/shallow_fast)")
     construct_tau: float = opt(0.0, "construct (encoder, shallow init): hyperbolic length of "
                                "every tree edge; 0 = the largest that keeps every node inside "
                                "the boundary clamp of the run's dtype (shallow init: within "
@@ -136,6 +141,14 @@ class TrainConfig:
     epochs: int = opt(20, "training epochs")
     lr: float = opt(0.05, "learning rate")
     optimizer: str = opt("radam", "Riemannian optimiser", choices=lambda: ["radam", "rsgd"])
+    trainer: str = opt("loop", "loop: autograd and --optimizer, any encoder; fused: closed-form "
+                       "Riemannian SGD steps of a shallow table on the hyperboloid "
+                       "(hgraph.shallow_fit; --encoder shallow --manifold lorentz, ranking loss, "
+                       "--lr per pair, on the CPU; the shallow preset's)",
+                       choices=lambda: ["loop", "fused"])
+    workers: int = opt(1, "fused trainer: processes updating one shared table without locks "
+                       "(Hogwild, as poincare-embeddings); > 1 is faster and not reproducible "
+                       "bit for bit")
     weight_decay: float = opt(0.0, "weight decay on Euclidean parameters")
     batch_size: int = opt(1024, "positive pairs per step")
     negatives: int = opt(50, "negatives per positive")
@@ -146,9 +159,11 @@ class TrainConfig:
                        "its pairs) or pair (the step's loss is summed over its positive pairs, "
                        "as poincare-embeddings and gensim; a change of batch size keeps plain "
                        "SGD's dynamics)", choices=lambda: ["batch", "pair"])
-    lr_schedule: str = opt("constant", "learning rate after burn-in: constant, or linear decay "
-                           "(epoch e of the n after burn-in runs at lr * (n - e) / n)",
-                           choices=lambda: ["constant", "linear"])
+    lr_schedule: str = opt("constant", "learning rate after burn-in: constant, linear decay "
+                           "(epoch e of the n after burn-in runs at lr * (n - e) / n), or "
+                           "plateau (fused trainer: lr / 5 after --patience validations without "
+                           "a new best, three times; the run stops at the fourth plateau)",
+                           choices=lambda: ["constant", "linear", "plateau"])
     positives: str = opt("closure", "training positives: closure (ancestor pairs) or edges (parents)",
                          choices=lambda: ["closure", "edges"])
     neg_filter: str = opt("ancestors",
@@ -342,10 +357,11 @@ ENCODER_PRESETS: Dict[str, Dict[str, Any]] = {
     # Chosen on reconstruction of the training closure (generated tree, WordNet mammals
     # dim 5): results/shallow_defaults/README.md.
     "shallow": {"dtype": "float64",
-                "model": {"init": "cone"},
-                "train": {"optimizer": "rsgd", "lr": 0.1, "lr_unit": "pair",
-                          "batch_size": 256, "burnin": 0, "epochs": 100,
-                          "val_metric": "recon", "eval_every": 1, "patience": 6}},
+                "model": {"init": "cone", "manifold": "lorentz"},
+                "train": {"trainer": "fused", "optimizer": "rsgd", "lr": 0.5, "lr_unit": "pair",
+                          "batch_size": 1024, "burnin": 0, "epochs": 1000,
+                          "lr_schedule": "plateau", "val_metric": "recon", "eval_every": 5,
+                          "patience": 4}},
     # HGCN's reference protocol: full-batch message passing, one step over all training
     # edges per epoch (on the 84k-node default tree one neighbour-sampled step of 512 edges
     # touches most of the graph anyway, so 150 such steps per epoch cost ~150 full passes).
@@ -393,7 +409,29 @@ def apply_presets(d: Dict[str, Any]) -> Dict[str, Any]:
     for preset in (FEATURE_PRESETS.get((enc, _features_kind(data)), {}),
                    ENCODER_PRESETS.get(enc, {})):
         _fill(out, preset)
+    _fused_or_loop(d, out)
     return out
+
+
+def _fused_or_loop(given: Dict[str, Any], out: Dict[str, Any]) -> None:
+    """A preset's ``trainer: fused`` (hgraph.shallow_fit) trains only a hyperboloid table
+    with the ranking loss and no regulariser, in one process.  When the user's own settings
+    rule that out (or torchrun started several processes: ``WORLD_SIZE``) and the user did
+    not ask for the fused trainer, the loop trains (and the preset's plateau schedule,
+    which is the fused trainer's, becomes constant)."""
+    tr = out.get("train")
+    asked = given.get("train") if isinstance(given.get("train"), dict) else {}
+    if not isinstance(tr, dict) or tr.get("trainer") != "fused" or "trainer" in asked:
+        return
+    model = out.get("model") if isinstance(out.get("model"), dict) else {}
+    reg = out.get("reg") if isinstance(out.get("reg"), dict) else {}
+    if model.get("manifold", ModelConfig.manifold) != "lorentz" \
+            or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 \
+            or tr.get("loss", TrainConfig.loss) != "ranking" \
+            or float(reg.get("reg_lambda", RegConfig.reg_lambda) or 0) > 0:
+        tr["trainer"] = "loop"
+        if tr.get("lr_schedule") == "plateau" and "lr_schedule" not in asked:
+            tr["lr_schedule"] = "constant"
 
 
 def _features_kind(data: Dict[str, Any]) -> Optional[str]:

@@ -1,14 +1,12 @@
 """The pipeline: ``run(cfg) -> RunResult``, a short chain of named steps.
 
-data (:data:`~hgraph.data.datasets.DATASETS`) -> leak-free splits -> for each
-seed: encoder (:data:`~hgraph.nn.ENCODERS`) on a manifold, trained with a loss
-(and the graph regulariser when ``reg.reg_lambda > 0``) by
-:func:`hgraph.train.train`, its points evaluated by
-:func:`hgraph.eval.suite.evaluate` -> ``results/<run_id>/`` +
-``results/summary.{csv,md}``.
+data (:data:`~hgraph.data.datasets.DATASETS`) -> leak-free splits -> per seed: encoder
+(:data:`~hgraph.nn.ENCODERS`) on a manifold, trained with a loss (and the graph regulariser when
+``reg.reg_lambda > 0``) by :func:`hgraph.train.train` (``--trainer fused``: a shallow table by
+:func:`hgraph.shallow_fit.fit_model`), evaluated by :func:`hgraph.eval.suite.evaluate` ->
+``results/<run_id>/`` + ``results/summary.{csv,md}``.
 
-Seeds are set inside :func:`run`, never at import.  The input is read and
-validated before anything is written, so bad input leaves no folder behind.
+Seeds are set in :func:`run`, never at import.  Input is validated before anything is written.
 """
 from __future__ import annotations
 
@@ -36,6 +34,7 @@ from hgraph.eval.suite import SUMMARY_METRICS, evaluate, inference_cost, timed_e
 from hgraph.export import save_embeddings
 from hgraph.losses import GraphRegularizer
 from hgraph.nn import ENCODERS, Encoder, EncoderSpec, build_encoder
+from hgraph.shallow_fit import fit_model
 from hgraph.train import (RunInterrupted, TrainData, TrainingDiverged,  # noqa: F401
                           TrainingInterrupted, TrainResult, make_embedder, resolve_device,
                           set_seed, train)
@@ -136,12 +135,13 @@ def fit(model: Encoder, prep: Prepared, cfg: RunConfig, seed: int, device,
     ckpt, ctx = R.checkpoint_path(run_dir, seed), D.current()   # rank 0 reads and writes
     state = ctx.from_main(R.read_checkpoint, ckpt, device) if resuming else None
     if state is not None and ctx.is_main:
-        inside = f" + {state['step']} steps" if "step" in state else ""
-        print(f"[seed {seed}] resuming after epoch {state['epoch']}{inside}", file=sys.stderr)
+        print(f"[seed {seed}] resuming after epoch {state['epoch']}"
+              + (f" + {state['step']} steps" if "step" in state else ""), file=sys.stderr)
+    trainer = fit_model if cfg.train.trainer == "fused" else train   # hgraph.shallow_fit
     try:
-        return train(model, data, cfg.train, device=device, seed=seed, progress=cfg.progress,
-                     checkpoint=lambda epoch, st: ctx.on_main(R.write_checkpoint, ckpt, epoch, st),
-                     resume=state, dist=ctx)
+        return trainer(model, data, cfg.train, device=device, seed=seed, progress=cfg.progress,
+                       checkpoint=lambda e, st: ctx.on_main(R.write_checkpoint, ckpt, e, st),
+                       resume=state, dist=ctx)
     except TrainingInterrupted as e:
         saved = f"checkpoint {ckpt}" if e.checkpointed and ckpt.exists() else \
             "no checkpoint written"
@@ -241,8 +241,8 @@ def finish(cfg, prep, run_dir, command, per_seed, histories, points, model, subt
             row[k], row[k + "_std"] = agg[k]["mean"], agg[k]["std"]
     R.mark_complete(run_dir)
     R.append_summary(cfg.out, row)
-    return R.RunResult(run_dir=run_dir, config=cfg, metrics=agg, per_seed=per_seed,
-                     dataset=ds, histories=histories)
+    return R.RunResult(run_dir=run_dir, config=cfg, metrics=agg, per_seed=per_seed, dataset=ds,
+                       histories=histories)
 
 
 def resume(run_dir, argv: Optional[List[str]] = None) -> R.RunResult:

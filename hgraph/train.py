@@ -395,6 +395,8 @@ def lr_at(cfg, epoch: int) -> float:
     sums the step's loss over its pairs), with batch to the step's mean."""
     if epoch < cfg.burnin:
         return cfg.lr / cfg.burnin_lr_divisor
+    if cfg.lr_schedule == "plateau" and cfg.trainer == "loop":
+        raise ValueError("--lr-schedule plateau is the fused trainer's (--trainer fused)")
     if cfg.lr_schedule == "linear":
         n = max(cfg.epochs - cfg.burnin, 1)
         return cfg.lr * max(n - (epoch - cfg.burnin), 1) / n

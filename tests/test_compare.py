@@ -25,7 +25,7 @@ def test_compare_writes_table_and_chart(tmp_path):
     dest = tmp_path / "tables" / "cmp"
     assert compare.main([str(a.run_dir), str(b.run_dir), "--out", str(dest)]) == 0
     df = pd.read_csv(dest.with_suffix(".csv"))
-    assert list(df["method"]) == ["shallow/poincare/d10", "ramen/poincare/d10/λ=1"]
+    assert list(df["method"]) == ["shallow/lorentz/d10", "ramen/poincare/d10/λ=1"]
     assert df.loc[0, "recon_map"] == a.mean("recon_map")
     assert df.loc[0, "seeds"] == 2
     md = dest.with_suffix(".md").read_text()

@@ -154,13 +154,14 @@ def test_early_stopping_and_burnin_values_checked(train, word):
 
 
 def test_shallow_preset_converges_by_default_and_flags_override_it():
-    """The shallow preset: nested-cone start, Riemannian SGD at a rate per pair, no burn-in,
-    selection and early stopping on the training closure's MAP; every field still yields
-    to a flag or YAML value."""
+    """The shallow preset: a hyperboloid table trained by the fused trainer from nested
+    cones at a rate per pair, no burn-in, selection, rate drops and early stopping on the
+    training closure's MAP; every field still yields to a flag or YAML value."""
     cfg, _ = parse_config([])
     assert cfg.model.encoder == "shallow" and cfg.dtype == "float64"
     want = ENCODER_PRESETS["shallow"]["train"]
-    assert (cfg.model.init, cfg.train.optimizer, cfg.train.lr_unit) == ("cone", "rsgd", "pair")
+    assert (cfg.model.init, cfg.model.manifold, cfg.train.trainer, cfg.train.lr_unit) == \
+        ("cone", "lorentz", "fused", "pair")
     assert {k: getattr(cfg.train, k) for k in want} == want
     assert cfg.train.burnin == 0 and cfg.train.val_metric == "recon" and cfg.train.patience > 0
     # a rate per pair survives a change of batch size: only the batch changes

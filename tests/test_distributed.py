@@ -44,7 +44,8 @@ COMMON = ["--dtype", "float64", "--no-progress", "--no-plots", "--no-save-embedd
 #: epoch is shorter), so the slice weights are exercised
 RUNS = {
     "shallow": ["--encoder", "shallow", "--dim", "5", "--epochs", "6", "--batch-size", "25",
-                "--negatives", "10", "--burnin", "2", "--eval-every", "3", "--lr", "0.05"],
+                "--negatives", "10", "--burnin", "2", "--eval-every", "3", "--lr", "0.05",
+                "--manifold", "poincare"],     # the loop (the fused trainer is one process)
     "ramen": ["--encoder", "ramen", "--dim", "4", "--hidden", "8", "--epochs", "6",
               "--batch-size", "7", "--reg-lambda", "1.0", "--reg-warmup", "2",
               "--eval-every", "3", "--inductive-frac", "0.1", "--lr", "0.01"],

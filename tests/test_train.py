@@ -43,10 +43,11 @@ def _poisoned(bad, kind="loss"):
 
 
 #: the shallow encoder's former defaults: the loop's tests below were written for them
-#: (the shallow preset now starts from nested cones with Riemannian SGD per pair and
-#: selects on the training closure's MAP; hgraph.config.ENCODER_PRESETS)
+#: (the shallow preset now trains a hyperboloid table with the fused trainer from nested
+#: cones and selects on the training closure's MAP; hgraph.config.ENCODER_PRESETS)
 SHALLOW_PINNED = ["--optimizer", "radam", "--lr", "0.05", "--lr-unit", "batch", "--epochs", "20",
-                  "--val-metric", "ap", "--patience", "0", "--init", "uniform"]
+                  "--val-metric", "ap", "--patience", "0", "--init", "uniform",
+                  "--manifold", "poincare", "--trainer", "loop", "--lr-schedule", "constant"]
 
 
 def _setup(encoder="ramen"):
@@ -118,7 +119,7 @@ def test_cli_divergence_one_line_exit_1_last_good_checkpoint_kept(tmp_path, monk
     cfg, _, _, steps = _setup("shallow")
     monkeypatch.setitem(LOSSES, "ranking", _poisoned(lambda i: i > 2 * steps))
     out = tmp_path / "out"
-    rc = main([*TREE, "--encoder", "shallow", "--loss", "ranking", "--epochs", "8",
+    rc = main([*TREE, "--encoder", "shallow", *SHALLOW_PINNED, "--loss", "ranking", "--epochs", "8",
                "--checkpoint-every", "1", "--max-bad-steps", "3", "--no-progress",
                "--no-plots", "--no-save-embeddings", "--out", str(out), "--name", "run"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -135,7 +136,7 @@ def test_cli_divergence_one_line_exit_1_last_good_checkpoint_kept(tmp_path, monk
     assert (run_dir / "INCOMPLETE").exists() and not (run_dir / "metrics.json").exists()
     assert not (out / "summary.csv").exists()
     # without periodic checkpoints the message says there is none
-    rc = main([*TREE, "--encoder", "shallow", "--loss", "ranking", "--epochs", "8",
+    rc = main([*TREE, "--encoder", "shallow", *SHALLOW_PINNED, "--loss", "ranking", "--epochs", "8",
                "--checkpoint-every", "0", "--max-bad-steps", "3", "--no-progress",
                "--no-plots", "--no-save-embeddings", "--out", str(out), "--name", "run2"])
     assert rc == 1 and "no checkpoint was written" in capsys.readouterr().err

@@ -60,17 +60,17 @@ class ShallowEncoder(Encoder):
     def from_spec(cls, spec: EncoderSpec) -> "ShallowEncoder":
         points = None
         # without edges (an encoder rebuilt around saved weights) the uniform init stands in
+        c = M.curvature_of(spec.manifold)
+        given = spec.cfg.init_radius / c ** 0.5 if spec.cfg.init_radius > 0 else None
         if spec.cfg.init == "construct" and spec.edges is not None:
-            c = M.curvature_of(spec.manifold)
             points, _ = construct(spec.edges, spec.num_nodes, spec.cfg.dim,
                                   tau=spec.cfg.construct_tau, curvature=c,
                                   lorentz=M.kind(spec.manifold) == "lorentz", dtype=spec.dtype,
-                                  radius=INIT_RADIUS * clamp_radius(spec.dtype) / c ** 0.5)
+                                  radius=given or INIT_RADIUS * clamp_radius(spec.dtype) / c ** 0.5)
         if spec.cfg.init == "cone" and spec.edges is not None:
-            c = M.curvature_of(spec.manifold)
             points, _ = cone(spec.edges, spec.num_nodes, spec.cfg.dim, curvature=c,
                              lorentz=M.kind(spec.manifold) == "lorentz", dtype=spec.dtype,
-                             radius=CONE_RADIUS * clamp_radius(spec.dtype) / c ** 0.5,
+                             radius=given or CONE_RADIUS * clamp_radius(spec.dtype) / c ** 0.5,
                              seed=int(torch.initial_seed()) % (1 << 63))
         return cls(spec.manifold, spec.num_nodes, spec.cfg.dim, spec.cfg.init_scale, points)
 

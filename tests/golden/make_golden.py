@@ -29,14 +29,16 @@ COMMON = ["--dtype", "float64", "--no-progress", "--no-plots", "--no-save-embedd
 #: the presets' defaults does not move these files; only a change of the code does.
 #: (The shallow run also pins the table's start, the rate's unit, the burn-in divisor and
 #: model selection since the shallow preset became nested cones + Riemannian SGD per pair
-#: with selection and early stopping on the training closure's MAP; these flags are the
-#: old defaults, so its file did not change.)
+#: with selection and early stopping on the training closure's MAP, and again the
+#: manifold, trainer and schedule since it became a fused hyperboloid table; these flags
+#: are the old defaults, so its file did not change.)
 RUNS = {
     "shallow": ["--encoder", "shallow", "--dim", "5", "--epochs", "8", "--batch-size", "64",
                 "--negatives", "10", "--burnin", "2", "--eval-every", "4",
                 "--optimizer", "radam", "--lr", "0.05", "--lr-unit", "batch",
                 "--init", "uniform", "--burnin-lr-divisor", "10", "--loss-patience", "0",
-                "--val-metric", "ap", "--patience", "0"],
+                "--val-metric", "ap", "--patience", "0", "--manifold", "poincare",
+                "--trainer", "loop", "--lr-schedule", "constant"],
     "hgcn_full": ["--encoder", "hgcn", "--dim", "4", "--hidden", "8", "--epochs", "6",
                   "--full-batch", "--eval-every", "3", "--inductive-frac", "0.1",
                   "--optimizer", "radam", "--lr", "0.05"],

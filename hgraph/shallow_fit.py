@@ -1,0 +1,488 @@
+"""Fused reconstruction training of a shallow hyperboloid table.
+
+The library's loop (:func:`hgraph.train.train`) trains any encoder through
+autograd and an optimiser over a ``ManifoldParameter``; for a shallow table
+on the transitive closure that generality is most of the cost (on WordNet
+nouns, 82k rows, 1,024 pairs x 10 negatives a step: forward 5 ms, backward 5
+ms, the row-sparse optimiser 13 ms, gradient checks 1 ms; profile in
+results/benchmarks.md).  Here one step is written out in closed form on the
+hyperboloid ``<x, x>_L = -1`` (Nickel & Kiela 2018, "Learning Continuous
+Hierarchies in the Lorentz Model"):
+
+* loss per positive pair ``(u, v)`` with negatives ``n_1..n_K`` (uniform
+  nodes; a draw that is u itself or one of u's ancestors gets weight 0, as
+  the reference's filtered sampling; unmasked, u drawn as its own negative
+  at distance 0 held WordNet mammals at MAP 0.935 instead of 0.97): ``d(u, v) + log sum_j exp(-d(u, j))`` over
+  ``j in {v, n_1..n_K}`` (:func:`hgraph.losses.ranking_loss`), summed over
+  the batch, so the learning rate is per pair and survives a change of
+  batch size;
+* ``d = arcosh(a)``, ``a = -<x, y>_L``; the Euclidean gradient of ``a`` in
+  ``x`` is ``(y_0, -y_s)``, and the metric's inverse turns it into ``-y``: the
+  Riemannian gradient of a pair term in ``x`` is ``-(dL/da) y`` projected on
+  the tangent space ``h + <x, h>_L x``;
+* every row's tangent gradients are summed (``index_add_``; the projection is
+  linear, so projecting per occurrence and summing equals projecting the sum),
+  the step is capped at ``max_step`` in hyperbolic distance (the root is in
+  about one pair in nine of nouns, so its summed step would otherwise be
+  ~100 pair steps at once) and taken with the exponential map, then the row
+  is put back on the hyperboloid (time coordinate from the space part).
+
+No autograd graph and no optimiser object: a step is ~25 tensor ops on
+``batch x (K + 1)`` rows plus one ``unique`` of the touched rows (WordNet
+nouns, batch 1,024, 50 negatives, one thread: ~17 ms a step, 12 s an epoch,
+against 41 s an epoch of the loop at the same settings;
+results/shallow_fast/README.md).  geoopt has the same maps
+(``geoopt.Lorentz.expmap``, ``egrad2rgrad``; the tests check both against
+them), but as generic methods that recompute Minkowski products the loss has
+already formed; and its tangent norm ``sqrt(<v, v>_L)`` cancels far from the
+origin, where the form used here (:meth:`Stepper._move`) does not.
+
+``workers > 1`` runs lock-free updates from several processes on one shared
+table (Hogwild, as poincare-embeddings does; gensim refuses more than one
+worker).  Not bit-reproducible, so it is opt-in; ``workers=1`` is
+deterministic for a seed.
+
+The ranking this trains for is :func:`hgraph.eval.ranking.reconstruction` with
+``positives = closure`` (row u = u's ancestors): descendants are non-positives,
+so they are not filtered out of the negatives.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class FitConfig:
+    """Hyperparameters of :func:`fit` (every rate is per positive pair)."""
+    dim: int = 10                 # intrinsic dimension (points have dim + 1 coordinates)
+    negatives: int = 50
+    batch_size: int = 1024
+    lr: float = 0.5               # per pair
+    epochs: int = 200
+    burnin: int = 0               # epochs at lr / burnin_lr_divisor at the start
+    burnin_lr_divisor: float = 10.0
+    schedule: str = "constant"    # or 'plateau': lr x 0.2 when on_epoch's score stalls
+    patience: int = 4             # scores without a new best before a drop (or the stop)
+    max_step: float = 0.1         # cap on a row's move per step (hyperbolic distance)
+    max_radius: float = 20.0      # rows are kept within this distance of the origin
+    init: str = "uniform"         # 'uniform' (tangent U(-init_scale, init_scale) at the origin) or 'cone'
+    init_scale: float = 1e-3
+    init_radius: float = 8.0      # 'cone': deepest level's distance from the origin
+    filter_ancestors: bool = True
+    workers: int = 1
+    seed: int = 0
+    time_limit: float = 0.0       # seconds of training (0 = none)
+
+    def __post_init__(self):
+        for name in ("dim", "negatives", "batch_size", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.burnin_lr_divisor < 1:
+            raise ValueError("burnin_lr_divisor must be >= 1 (burn-in runs at lr / this; "
+                             f"poincare-embeddings' -burnin_multiplier 0.01 is 100), got "
+                             f"{self.burnin_lr_divisor}")
+        if self.init not in ("uniform", "cone"):
+            raise ValueError(f"init must be 'uniform' or 'cone', got {self.init!r}")
+
+
+def _minkowski_flip(x: Tensor) -> Tensor:
+    y = x.clone()
+    y[..., 0] = -y[..., 0]
+    return y
+
+
+def project(x: Tensor, max_radius: float = 0.0) -> Tensor:
+    """Rows (n, d+1) back onto ``<x, x>_L = -1``: time coordinate from the space part;
+    with ``max_radius``, a row farther from the origin is pulled back to it radially."""
+    sq = (x[:, 1:] * x[:, 1:]).sum(1)
+    if max_radius:
+        cap = math.sinh(max_radius)
+        far = sq > cap * cap
+        if bool(far.any()):
+            x[far, 1:] *= (cap / sq[far].sqrt()).unsqueeze(1)
+            sq = torch.where(far, torch.full_like(sq, cap * cap), sq)
+    x[:, 0] = torch.sqrt(1.0 + sq)
+    return x
+
+
+def init_table(cfg: FitConfig, num_nodes: int, edges: Optional[np.ndarray] = None,
+               dtype=torch.float64) -> Tensor:
+    g = torch.Generator().manual_seed(cfg.seed)
+    if cfg.init == "cone":
+        if edges is None:
+            raise ValueError("init='cone' needs the (child, parent) edges")
+        from hgraph.manifolds.construct import cone
+        x, _ = cone(edges, num_nodes, cfg.dim, curvature=1.0, lorentz=True, dtype=dtype,
+                    radius=cfg.init_radius, seed=cfg.seed)
+        return project(x.to(dtype).contiguous())
+    u = torch.empty(num_nodes, cfg.dim, dtype=dtype).uniform_(-cfg.init_scale, cfg.init_scale,
+                                                              generator=g)
+    n = u.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    return torch.cat([torch.cosh(n), torch.sinh(n) * u / n], 1)
+
+
+class Stepper:
+    """One worker's steps over a shared (N, d+1) table."""
+
+    def __init__(self, x: Tensor, pairs: Tensor, closure_keys: Optional[Tensor],
+                 cfg: FitConfig, candidates: Optional[Tensor] = None):
+        self.x = x
+        self.n = x.shape[0]
+        self.pairs = pairs
+        self.keys = closure_keys           # sorted u * N + w of the pairs never drawn
+        self.candidates = candidates       # nodes negatives are drawn from (None: all)
+        self.cfg = cfg
+        self.tangent = torch.zeros_like(x)
+
+    def _move(self, rows: Tensor, h: Tensor, lr: float) -> None:
+        """Sum the tangent vectors ``h`` per row and take each touched row's step."""
+        cfg, x, t = self.cfg, self.x, self.tangent
+        t.index_add_(0, rows, h)
+        r = rows.unique()  # rows touched (sorted); each is moved once
+        g = t.index_select(0, r)
+        t.index_fill_(0, r, 0.0)
+        xr = x.index_select(0, r)
+        g = g + _mink(xr, g).unsqueeze(1) * xr     # re-project: float error in the sum
+        # |g|_L^2 = |g_s|^2 - g_0^2 cancels far from the origin (it went negative, then NaN);
+        # with g_0 = <g_s, x_s> / x_0 (tangency) it is |g_s|^2 - <g_s, x_s>^2 / x_0^2, which is
+        # >= |g_s|^2 / x_0^2 by Cauchy-Schwarz, so it is clamped there
+        gs2 = (g[:, 1:] * g[:, 1:]).sum(1)
+        x02 = xr[:, 0] * xr[:, 0]
+        gx = (g[:, 1:] * xr[:, 1:]).sum(1)
+        gn = torch.sqrt(torch.maximum(gs2 - gx * gx / x02, gs2 / x02)).unsqueeze(1)
+        step = (lr * gn).clamp_max(cfg.max_step)
+        direction = torch.where(gn > 0, g / gn.clamp_min(1e-300), torch.zeros_like(g))
+        # exp_x(-step * direction)
+        y = torch.cosh(step) * xr - torch.sinh(step) * direction
+        x.index_copy_(0, r, project(y, cfg.max_radius))
+
+    def step(self, u: Tensor, v: Tensor, lr: float, gen: torch.Generator) -> float:
+        """One step on the pairs ``(u[i], v[i])`` with ``negatives`` uniform draws each."""
+        cfg, x, n = self.cfg, self.x, self.n
+        b, K = u.shape[0], cfg.negatives
+        cand = torch.empty(b, K + 1, dtype=torch.long)
+        cand[:, 0] = v
+        if self.candidates is None:
+            cand[:, 1:] = torch.randint(n, (b, K), generator=gen)
+        else:
+            pick = torch.randint(self.candidates.numel(), (b, K), generator=gen)
+            cand[:, 1:] = self.candidates[pick]
+        hit = cand[:, 1:] == u.unsqueeze(1)          # u itself is never its own negative
+        if self.keys is not None and cfg.filter_ancestors:
+            q = u.unsqueeze(1) * n + cand[:, 1:]
+            pos = torch.searchsorted(self.keys, q).clamp_(max=self.keys.numel() - 1)
+            hit |= self.keys[pos] == q
+        xu = x.index_select(0, u)                                  # (b, D)
+        xc = x.index_select(0, cand.view(-1)).view(b, K + 1, -1)   # (b, K+1, D)
+        loss, hu, hc = ranking_grads(xu, xc, hit)
+        self._move(torch.cat([u, cand.view(-1)]), torch.cat([hu, hc.view(b * (K + 1), -1)]), lr)
+        return loss
+
+
+def ranking_grads(xu: Tensor, xc: Tensor, dropped: Tensor):
+    """The ranking loss of ``b`` anchors and its Riemannian gradients, in closed form.
+
+    ``xu``: (b, D) anchors; ``xc``: (b, K+1, D) candidates, the positive first;
+    ``dropped``: (b, K) bool, negatives left out (u itself, u's ancestors).  Returns
+    ``(loss summed over the b rows, hu (b, D), hc (b, K+1, D))``: tangent vectors at
+    each anchor / candidate (their Minkowski product with that point is 0).
+    """
+    a = torch.bmm(xc, _minkowski_flip(xu).unsqueeze(2)).squeeze(2).neg_()   # -<x_u, x_j>_L
+    a.clamp_(min=1.0 + 1e-15)
+    logits = torch.acosh(a).neg_()
+    logits[:, 1:].masked_fill_(dropped, -math.inf)
+    logp = torch.log_softmax(logits, 1)
+    loss = -float(logp[:, 0].sum())
+    gd = logp.exp_().neg_()                  # dL/dd_j = 1[j = v] - softmax_j
+    gd[:, 0] += 1.0
+    s = gd / torch.sqrt((a - 1.0) * (a + 1.0)).clamp_min(1e-15)   # dL/da
+    # the term s_j a_j contributes -s_j x_j to u before projection, -s_j (x_j - a_j x_u)
+    # after it (<x_u, x_j>_L = -a_j), and s_j (a_j x_j - x_u) to j
+    hu = (s * a).sum(1, keepdim=True) * xu - torch.bmm(s.unsqueeze(1), xc).squeeze(1)
+    hc = (xc * a.unsqueeze(2)).sub_(xu.unsqueeze(1)).mul_(s.unsqueeze(2))
+    return loss, hu, hc
+
+
+def _mink(a: Tensor, b: Tensor) -> Tensor:
+    """Minkowski product over the last axis."""
+    return (a[..., 1:] * b[..., 1:]).sum(-1) - a[..., 0] * b[..., 0]
+
+
+def lr_at(cfg: FitConfig, epoch: int) -> float:
+    return cfg.lr / cfg.burnin_lr_divisor if epoch < cfg.burnin else cfg.lr
+
+
+class Plateau:
+    """Early stopping with learning-rate drops: after ``patience`` scores in a row
+    without a new best, the rate is multiplied by :attr:`FACTOR` (at most ``drops``
+    times); the next such stall stops training.  ``drops=0`` is plain early stopping,
+    ``patience=0`` never stops."""
+    FACTOR = 0.2
+    DROPS = 3
+
+    def __init__(self, patience: int, drops: int = DROPS):
+        self.patience, self.drops_left = patience, drops
+        self.best, self.bad, self.scale = -math.inf, 0, 1.0
+
+    def update(self, score: float):
+        """-> (``score`` is a new best, training should stop)."""
+        if score > self.best:
+            self.best, self.bad = score, 0
+            return True, False
+        self.bad += 1
+        if not self.patience or self.bad < self.patience:
+            return False, False
+        if self.drops_left:
+            self.drops_left -= 1
+            self.scale *= self.FACTOR
+            self.bad = 0
+            return False, False
+        return False, True
+
+
+def _epoch(stepper: Stepper, order: Tensor, lr: float, gen: torch.Generator) -> float:
+    pairs, bs = stepper.pairs, stepper.cfg.batch_size
+    total = 0.0
+    for i in range(0, order.numel(), bs):
+        idx = order[i:i + bs]
+        p = pairs.index_select(0, idx)
+        total += stepper.step(p[:, 0], p[:, 1], lr, gen)
+    return total
+
+
+def _worker(rank: int, x: Tensor, pairs: Tensor, keys: Optional[Tensor], cfg: FitConfig,
+            conn, candidates: Optional[Tensor] = None) -> None:
+    torch.set_num_threads(1)
+    stepper = Stepper(x, pairs, keys, cfg, candidates)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        order, lr = msg
+        conn.send(_epoch(stepper, order, lr, gen))
+
+
+class _Workers:
+    """Runs epochs in this process (``workers`` 1) or spread over ``workers`` forked
+    processes that update the same shared-memory table (Hogwild)."""
+
+    def __init__(self, x: Tensor, pairs: Tensor, keys: Optional[Tensor], cfg: FitConfig,
+                 candidates: Optional[Tensor] = None):
+        self.procs, self.conns, self.stepper = [], [], None
+        if cfg.workers == 1:
+            self.stepper = Stepper(x, pairs, keys, cfg, candidates)
+            return
+        import torch.multiprocessing as mp
+        ctx = mp.get_context("fork")
+        x.share_memory_()
+        for rank in range(cfg.workers):
+            mine, theirs = ctx.Pipe()
+            p = ctx.Process(target=_worker, args=(rank, x, pairs, keys, cfg, theirs, candidates),
+                            daemon=True)
+            p.start()
+            self.procs.append(p)
+            self.conns.append(mine)
+
+    def epoch(self, order: Tensor, lr: float, gen: torch.Generator) -> float:
+        """One pass over ``pairs[order]``; returns the summed loss."""
+        if self.stepper is not None:
+            return _epoch(self.stepper, order, lr, gen)
+        for conn, part in zip(self.conns, order.chunk(len(self.conns))):
+            conn.send((part, lr))
+        return sum(conn.recv() for conn in self.conns)
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.send(None)
+        for p in self.procs:
+            p.join(timeout=10)
+
+
+def closure_keys(closure: sp.spmatrix, n: int) -> Tensor:
+    c = sp.coo_matrix(closure)
+    return torch.from_numpy(np.sort(c.row.astype(np.int64) * n + c.col.astype(np.int64)))
+
+
+@dataclass
+class FitResult:
+    x: Tensor                       # (N, d+1) hyperboloid points, float64
+    history: List[Dict[str, float]] = field(default_factory=list)
+    train_s: float = 0.0
+    config: Dict = field(default_factory=dict)
+
+
+def fit(closure: sp.spmatrix, cfg: FitConfig, edges: Optional[np.ndarray] = None,
+        on_epoch: Optional[Callable[[int, Tensor, Dict], bool]] = None,
+        x0: Optional[Tensor] = None) -> FitResult:
+    """Train a hyperboloid table on the closure pairs (row u, col v = u's ancestor).
+
+    ``on_epoch(epoch, x, record)`` runs after each epoch (its time is not counted
+    as training) and may return a score (higher is better, e.g. a sampled MAP) that
+    drives :class:`Plateau` (``schedule``, ``patience``); None: no score this epoch.
+    """
+    n = closure.shape[0]
+    c = sp.coo_matrix(closure)
+    pairs = torch.from_numpy(np.stack([c.row, c.col], 1).astype(np.int64))
+    keys = closure_keys(closure, n) if cfg.filter_ancestors else None
+    x = (x0.clone() if x0 is not None else init_table(cfg, n, edges)).to(torch.float64)
+    x = x.contiguous()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    res = FitResult(x=x, config=asdict(cfg))
+    workers = _Workers(x, pairs, keys, cfg)
+    plateau = Plateau(cfg.patience, Plateau.DROPS if cfg.schedule == "plateau" else 0)
+    train_s = 0.0
+    try:
+        for epoch in range(cfg.epochs):
+            lr = lr_at(cfg, epoch) * plateau.scale
+            t0 = time.perf_counter()
+            loss = workers.epoch(torch.randperm(pairs.shape[0], generator=gen), lr, gen)
+            train_s += time.perf_counter() - t0
+            rec = {"epoch": epoch + 1, "loss": loss / pairs.shape[0], "lr": lr,
+                   "train_s": train_s}
+            res.history.append(rec)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss} at epoch {epoch + 1}")
+            score = on_epoch(epoch + 1, x, rec) if on_epoch is not None else None
+            stop = plateau.update(score)[1] if score is not None else False
+            if stop or (cfg.time_limit and train_s >= cfg.time_limit):
+                break
+    finally:
+        workers.close()
+    res.train_s = train_s
+    return res
+
+
+# ----------------------------------------------------------------------------------------
+# the pipeline's entry: ``--trainer fused`` (the shallow preset's)
+
+def check_fusable(model, data, tcfg) -> None:
+    """Raise :class:`hgraph.errors.HGraphInputError` unless ``--trainer fused`` applies:
+    a shallow table on the hyperboloid, the ranking loss, no graph regulariser, one process."""
+    from hgraph import manifolds as M
+    from hgraph.errors import HGraphInputError
+    from hgraph.nn.shallow import ShallowEncoder
+    why = []
+    if not isinstance(model, ShallowEncoder):
+        why.append(f"--encoder shallow (got {type(model).__name__})")
+    elif M.kind(model.manifold) != "lorentz" or abs(M.curvature_of(model.manifold) - 1.0) > 1e-12:
+        why.append("--manifold lorentz --curvature 1")
+    if tcfg.loss != "ranking":
+        why.append(f"--loss ranking (got {tcfg.loss})")
+    if data.regularizer is not None:
+        why.append("--reg-lambda 0")
+    if why:
+        raise HGraphInputError("--trainer fused trains a shallow table on the hyperboloid with "
+                               "the ranking loss; it needs " + ", ".join(why),
+                               fix="pass those flags, or --trainer loop")
+
+
+def fit_model(model, data, tcfg, *, seed: int, device=None, progress: bool = True,
+              checkpoint: Optional[Callable[[int, Dict], None]] = None,
+              resume: Optional[Dict] = None, dist=None):
+    """Train a :class:`hgraph.nn.ShallowEncoder` on the hyperboloid in place, as
+    :func:`hgraph.train.train` would (same :class:`hgraph.train.TrainData`, same
+    early stopping on ``validation_score``, checkpoints every
+    ``checkpoint_every`` epochs, bit-exact resume with ``workers`` 1), with
+    :class:`Stepper`'s closed-form steps.  Returns a :class:`hgraph.train.TrainResult`.
+
+    Negatives are filtered against ``data.sampler``'s forbidden pairs (the full
+    relation: held-out positives are never trained as negatives).
+    """
+    from tqdm.auto import tqdm
+
+    from hgraph.train import TrainResult, validation_score
+    from hgraph.train import lr_at as train_lr_at
+    check_fusable(model, data, tcfg)
+    if dist is not None and dist.world_size > 1:
+        raise RuntimeError("--trainer fused runs in one process (its --workers share one "
+                           "table); under torchrun use --trainer loop")
+    if tcfg.lr_unit != "pair":
+        raise ValueError("--trainer fused takes --lr per positive pair (--lr-unit pair)")
+    cfg = FitConfig(dim=model.dim, negatives=tcfg.negatives, batch_size=tcfg.batch_size,
+                    lr=tcfg.lr, epochs=tcfg.epochs, burnin=tcfg.burnin,
+                    burnin_lr_divisor=tcfg.burnin_lr_divisor, workers=tcfg.workers, seed=seed,
+                    schedule="plateau" if tcfg.lr_schedule == "plateau" else "constant",
+                    patience=tcfg.patience)
+    pairs = torch.as_tensor(np.asarray(data.positives), dtype=torch.long)
+    if pairs.shape[0] == 0:
+        raise ValueError("no training positives (is every edge held out?)")
+    keys = torch.from_numpy(np.asarray(data.sampler.keys, dtype=np.int64))
+    cands = None if data.sampler.candidates is None else \
+        torch.as_tensor(np.asarray(data.sampler.candidates), dtype=torch.long)
+    w = model.weight
+    x = w.detach().to("cpu", torch.float64).clone().contiguous()
+    gen = torch.Generator().manual_seed(seed)
+    res, start, best_x = TrainResult(), 0, None
+    plateau = Plateau(cfg.patience, Plateau.DROPS if cfg.schedule == "plateau" else 0)
+    if resume is not None:
+        st = resume["fused"]
+        x.copy_(st["x"])
+        gen.set_state(st["gen"])
+        res, start, best_x, plateau = st["result"], int(resume["epoch"]), st["best_x"], \
+            st["plateau"]
+
+    def put(table: Tensor) -> None:
+        with torch.no_grad():
+            w.copy_(table.to(w))
+
+    workers = _Workers(x, pairs, keys, cfg, cands)
+    bar = tqdm(total=cfg.epochs, initial=start, desc="fused", unit="epoch", disable=not progress)
+    t_start = time.perf_counter() - res.train_time_s
+    try:
+        for epoch in range(start, cfg.epochs):
+            lr = train_lr_at(tcfg, epoch) * plateau.scale
+            loss = workers.epoch(torch.randperm(pairs.shape[0], generator=gen), lr, gen)
+            if not math.isfinite(loss) or not bool(torch.isfinite(x).all()):
+                from hgraph.train import TrainingDiverged
+                raise TrainingDiverged(f"non-finite loss or table after epoch {epoch + 1}")
+            res.train_time_s = time.perf_counter() - t_start
+            rec = {"epoch": epoch, "loss": loss / pairs.shape[0], "lr": lr,
+                   "time_s": res.train_time_s}
+            res.epochs_run = epoch + 1
+            last = epoch + 1 == cfg.epochs
+            if data.validates() and ((epoch + 1) % tcfg.eval_every == 0 or last):
+                t_val = time.perf_counter()
+                put(x)
+                val = validation_score(model, data)
+                t_start += time.perf_counter() - t_val     # validation is not training time
+                rec["val"] = val
+                better, stop = plateau.update(val)
+                if better:
+                    res.best_val, res.best_epoch, best_x = val, epoch, x.clone()
+                if stop:
+                    res.stopped_early = True
+                    res.stop_reason = (f"no new best {tcfg.val_metric} in {plateau.bad} "
+                                       f"validations (patience {tcfg.patience})"
+                                       + (" at the lowest rate" if cfg.schedule == "plateau"
+                                          else ""))
+                    rec["stopped_early"] = True
+            res.history.append(rec)
+            bar.update(1)
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val']:.4f}"}
+                                                         if "val" in rec else {}))
+            if checkpoint is not None and (res.stopped_early or last or (
+                    tcfg.checkpoint_every and (epoch + 1) % tcfg.checkpoint_every == 0)):
+                checkpoint(epoch + 1, {"fused": {"x": x.clone(), "gen": gen.get_state(),
+                                                 "result": res, "best_x": best_x,
+                                                 "plateau": plateau}})
+            if res.stopped_early:
+                break
+    finally:
+        bar.close()
+        workers.close()
+    put(best_x if best_x is not None else x)
+    if best_x is None:
+        res.best_epoch = res.epochs_run - 1
+    return res

@@ -1,0 +1,211 @@
+"""The fused hyperboloid trainer (hgraph.shallow_fit): closed-form gradients against
+autograd, the row update against geoopt's exponential map, training a small
+hierarchy, determinism, Hogwild workers, the pipeline's --trainer fused with
+early stopping and bit-exact resume."""
+import io
+import math
+from dataclasses import replace
+
+import geoopt
+import numpy as np
+import pytest
+import torch
+
+from hgraph.cli import parse_config
+from hgraph.errors import HGraphInputError
+from hgraph.eval.ranking import reconstruction
+from hgraph.shallow_fit import FitConfig, Plateau, Stepper, fit, ranking_grads
+
+LORENTZ = geoopt.Lorentz()
+TREE = ["--gen-root-children", "4", "--gen-min-children", "2", "--gen-max-children", "4",
+        "--gen-leaf-prob", "0.1", "0.3", "--feature-dim", "8"]
+
+
+def _points(n, d, gen, dtype, scale=1.5):
+    u = torch.randn(n, d, generator=gen, dtype=torch.float64) * scale
+    nrm = u.norm(dim=-1, keepdim=True)
+    return torch.cat([torch.cosh(nrm), torch.sinh(nrm) * u / nrm], -1).to(dtype)
+
+
+def _mink(a, b):
+    return (a[..., 1:] * b[..., 1:]).sum(-1) - a[..., 0] * b[..., 0]
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 2e-3)])
+def test_ranking_grads_equal_autograd_riemannian_gradients(dtype, tol):
+    gen = torch.Generator().manual_seed(0)
+    b, K, d = 5, 6, 4
+    xu = _points(b, d, gen, dtype)
+    xc = _points(b * (K + 1), d, gen, dtype).view(b, K + 1, d + 1)
+    dropped = torch.zeros(b, K, dtype=torch.bool)
+    dropped[1, 2] = dropped[3, 0] = True
+    loss, hu, hc = ranking_grads(xu.clone(), xc.clone(), dropped)
+
+    pu = xu.clone().requires_grad_(True)
+    pc = xc.clone().requires_grad_(True)
+    dist = torch.acosh(-_mink(pu.unsqueeze(1), pc))
+    logits = (-dist).masked_fill(torch.cat([torch.zeros(b, 1, dtype=torch.bool), dropped], 1),
+                                 -math.inf)
+    ref = -torch.log_softmax(logits, 1)[:, 0].sum()
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=tol)
+    # geoopt's Riemannian gradient on the hyperboloid: metric inverse, then projection
+    assert torch.allclose(hu, LORENTZ.egrad2rgrad(pu.detach(), pu.grad), rtol=tol, atol=tol)
+    assert torch.allclose(hc, LORENTZ.egrad2rgrad(pc.detach(), pc.grad), rtol=tol, atol=tol)
+    # tangent vectors; a dropped negative gets no gradient
+    assert _mink(hu, xu).abs().max() < tol * 10
+    assert hc[1, 3].abs().max() == 0 and hc[3, 1].abs().max() == 0
+
+
+def test_row_update_is_the_exponential_map_capped_at_max_step():
+    gen = torch.Generator().manual_seed(1)
+    x = _points(6, 3, gen, torch.float64)
+    before = x.clone()
+    cfg = FitConfig(dim=3, max_step=0.1)
+    st = Stepper(x, torch.zeros(0, 2, dtype=torch.long), None, cfg)
+    rows = torch.tensor([1, 4, 1])
+    raw = torch.randn(3, 4, generator=gen, dtype=torch.float64) * 0.01
+    h = raw + _mink(before[rows], raw).unsqueeze(1) * before[rows]       # tangent at each row
+    st._move(rows, h, lr=1.0)
+    for r, hs in ((1, h[0] + h[2]), (4, h[1])):
+        v = -hs
+        n = float(torch.sqrt(_mink(v, v)))
+        if n > cfg.max_step:
+            v = v * (cfg.max_step / n)
+        ref = LORENTZ.expmap(before[r], v)
+        assert torch.allclose(x[r], ref, atol=1e-10)
+        moved = float(torch.acosh((-_mink(x[r], before[r])).clamp_min(1.0)))
+        assert moved == pytest.approx(min(n, cfg.max_step), rel=1e-6)
+    untouched = torch.tensor([0, 2, 3, 5])
+    assert torch.equal(x[untouched], before[untouched])
+    assert torch.allclose(_mink(x, x), torch.full((6,), -1.0, dtype=torch.float64), atol=1e-9)
+
+
+def _small_tree():
+    from hgraph.data.generate import generate_tree
+    return generate_tree(root_children=4, min_children=2, max_children=4, seed=0)
+
+
+def test_fit_reconstructs_a_small_tree_and_is_deterministic():
+    tax = _small_tree()
+    cfg = FitConfig(dim=5, lr=0.1, batch_size=64, epochs=60, init="uniform", burnin=5,
+                    burnin_lr_divisor=10)
+    a = fit(tax.closure, cfg, edges=tax.edges)
+    b = fit(tax.closure, cfg, edges=tax.edges)
+    assert torch.equal(a.x, b.x)
+    r = reconstruction(LORENTZ, a.x, tax.closure)
+    assert r["map"] >= 0.95, r
+    assert a.history[-1]["loss"] < a.history[0]["loss"]
+
+
+def test_two_hogwild_workers_train_one_shared_table():
+    tax = _small_tree()
+    cfg = FitConfig(dim=5, lr=0.1, batch_size=64, epochs=60, init="uniform", burnin=5,
+                    workers=2)
+    res = fit(tax.closure, cfg, edges=tax.edges)
+    assert reconstruction(LORENTZ, res.x, tax.closure)["map"] >= 0.9
+
+
+def test_negatives_skip_the_anchor_and_its_ancestors():
+    """Every draw is masked when all nodes are u or u's ancestors: the loss is then
+    d(u, v) - d(u, v) = 0 for each pair and no negative moves."""
+    import scipy.sparse as sp
+    n = 4
+    closure = sp.csr_matrix((np.ones(3), ([3, 3, 3], [0, 1, 2])), shape=(n, n))
+    keys = torch.tensor(sorted([3 * n + 0, 3 * n + 1, 3 * n + 2]))
+    x = _points(n, 2, torch.Generator().manual_seed(2), torch.float64)
+    st = Stepper(x, torch.tensor([[3, 0]]), keys, FitConfig(dim=2, negatives=20))
+    loss = st.step(torch.tensor([3]), torch.tensor([0]), 0.1, torch.Generator().manual_seed(0))
+    assert loss == pytest.approx(0.0, abs=1e-12)
+    del closure
+
+
+def test_plateau_drops_the_rate_then_stops():
+    p = Plateau(patience=2, drops=1)
+    assert p.update(0.5) == (True, False)
+    assert p.update(0.4) == (False, False) and p.scale == 1.0
+    assert p.update(0.4) == (False, False) and p.scale == pytest.approx(Plateau.FACTOR)
+    assert p.update(0.6) == (True, False)
+    assert p.update(0.6) == (False, False)
+    assert p.update(0.1) == (False, True)
+    assert Plateau(patience=0).update(0.0) == (True, False)
+
+
+def test_shallow_preset_is_fused_on_the_hyperboloid_unless_ruled_out():
+    cfg, _ = parse_config(["--encoder", "shallow"])
+    assert (cfg.train.trainer, cfg.model.manifold, cfg.train.lr_schedule) == \
+        ("fused", "lorentz", "plateau")
+    cfg, _ = parse_config(["--encoder", "shallow", "--manifold", "poincare"])
+    assert (cfg.train.trainer, cfg.train.lr_schedule) == ("loop", "constant")
+    cfg, _ = parse_config(["--encoder", "shallow", "--reg-lambda", "0.5"])
+    assert cfg.train.trainer == "loop"
+
+
+def test_fused_trainer_refuses_what_it_cannot_train(tmp_path):
+    from hgraph.pipeline import run
+    cfg, _ = parse_config([*TREE, "--encoder", "shallow", "--manifold", "poincare",
+                           "--trainer", "fused", "--out", str(tmp_path), "--no-progress",
+                           "--no-plots"])
+    with pytest.raises(HGraphInputError, match="--manifold lorentz"):
+        run(cfg)
+
+
+def _prepared(*extra):
+    from hgraph import manifolds as M
+    from hgraph.data.datasets import load_dataset
+    from hgraph.nn import EncoderSpec, build_encoder
+    from hgraph.pipeline import make_embedders, prepare
+    from hgraph.train import TrainData
+    cfg, _ = parse_config([*TREE, "--encoder", "shallow", "--val-frac", "0", "--test-frac", "0",
+                           *extra])
+    tax = load_dataset(cfg.data)
+    prep = prepare(cfg, tax, torch.device("cpu"), torch.float64)
+
+    def build():
+        torch.manual_seed(0)
+        spec = EncoderSpec(cfg.model, M.make_manifold(cfg.model.manifold), tax.num_nodes,
+                           None, edges=prep.splits.train)
+        m = build_encoder(spec).to(dtype=torch.float64)
+        emb, ea = make_embedders(m, prep, cfg, torch.device("cpu"))
+        return m, TrainData(tax.num_nodes, prep.positives, prep.sampler, emb, ea,
+                            val_metric="recon", train_closure=prep.splits.train_closure)
+    return cfg, build
+
+
+def test_fused_resume_from_checkpoint_equals_uninterrupted():
+    from hgraph.shallow_fit import fit_model
+    cfg, build = _prepared()
+    tc = replace(cfg.train, epochs=8, checkpoint_every=1, eval_every=2, patience=0)
+    saved = {}
+
+    def checkpoint(epoch, state):
+        if epoch == 5:
+            buf = io.BytesIO()
+            torch.save({"epoch": epoch, **state}, buf)
+            saved["state"] = buf.getvalue()
+
+    m1, d1 = build()
+    r1 = fit_model(m1, d1, tc, seed=0, progress=False, checkpoint=checkpoint)
+    m2, d2 = build()
+    state = torch.load(io.BytesIO(saved["state"]), weights_only=False)
+    r2 = fit_model(m2, d2, tc, seed=0, progress=False, resume=state)
+    assert [h["loss"] for h in r1.history] == [h["loss"] for h in r2.history]
+    assert r1.epochs_run == r2.epochs_run == 8 and r1.best_epoch == r2.best_epoch
+    assert torch.equal(m1.weight, m2.weight)
+
+
+def test_fused_pipeline_keeps_the_best_validated_table_and_stops_on_plateau(tmp_path):
+    from hgraph.pipeline import run
+    cfg, _ = parse_config([*TREE, "--encoder", "shallow", "--dim", "5", "--val-frac", "0",
+                           "--test-frac", "0", "--epochs", "400", "--eval-every", "2",
+                           "--patience", "2", "--out", str(tmp_path), "--no-progress",
+                           "--no-plots"])
+    res = run(cfg)
+    hist = res.histories[0]
+    vals = [h["val"] for h in hist if "val" in h]
+    assert res.per_seed[0]["epochs_run"] < 400 and hist[-1].get("stopped_early")
+    lrs = sorted({h["lr"] for h in hist}, reverse=True)
+    assert lrs[0] == pytest.approx(cfg.train.lr) and len(lrs) == Plateau.DROPS + 1
+    best = max(vals)
+    assert res.per_seed[0]["best_epoch"] == next(h["epoch"] for h in hist if h.get("val") == best)
+    assert res.mean("recon_map") >= 0.95
