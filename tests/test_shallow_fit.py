@@ -129,6 +129,11 @@ def test_plateau_drops_the_rate_then_stops():
     assert p.update(0.6) == (False, False)
     assert p.update(0.1) == (False, True)
     assert Plateau(patience=0).update(0.0) == (True, False)
+    # a new best by less than MIN_DELTA is kept but does not reset the patience
+    q = Plateau(patience=2, drops=0)
+    assert q.update(0.5) == (True, False)
+    assert q.update(0.5 + Plateau.MIN_DELTA / 2) == (True, False)
+    assert q.update(0.5 + Plateau.MIN_DELTA * 0.9) == (True, True)
 
 
 def test_shallow_preset_is_fused_on_the_hyperboloid_unless_ruled_out():
