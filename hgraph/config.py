@@ -536,6 +536,13 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
         bad(f"train.loss_patience must be >= 0 (0 = off), got {t.loss_patience}")
     if not 0 <= t.loss_min_delta < 1:
         bad(f"train.loss_min_delta must be in [0, 1), got {t.loss_min_delta:g}")
+    if t.workers < 1:
+        bad(f"train.workers must be >= 1, got {t.workers}")
+    if t.lr_schedule == "plateau" and t.trainer != "fused":
+        bad("train.lr_schedule plateau is the fused trainer's",
+            fix="add --trainer fused, or pick --lr-schedule constant / linear")
+    if not m.init_radius >= 0:
+        bad(f"model.init_radius must be >= 0 (0 = the default), got {m.init_radius}")
     for name in ("val_frac", "test_frac", "inductive_frac"):
         v = getattr(dcfg, name)
         if not 0 <= v < 1:

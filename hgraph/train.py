@@ -389,14 +389,13 @@ def load_optimizer_state(opt, state: Dict[str, Any]) -> None:
 def lr_at(cfg, epoch: int) -> float:
     """The learning rate of 0-based ``epoch``: ``lr / burnin_lr_divisor`` during burn-in,
     then ``lr`` (``lr_schedule`` constant) or ``lr * (n - e) / n`` for the e-th
-    of the n epochs after burn-in (linear: the last epoch runs at lr / n).
+    of the n epochs after burn-in (linear: the last epoch runs at lr / n).  ``plateau``
+    (the fused trainer's) is ``lr`` here; :class:`hgraph.shallow_fit.Plateau` scales it.
 
     With ``lr_unit`` pair the rate applies to each positive pair (the loop
     sums the step's loss over its pairs), with batch to the step's mean."""
     if epoch < cfg.burnin:
         return cfg.lr / cfg.burnin_lr_divisor
-    if cfg.lr_schedule == "plateau" and cfg.trainer == "loop":
-        raise ValueError("--lr-schedule plateau is the fused trainer's (--trainer fused)")
     if cfg.lr_schedule == "linear":
         n = max(cfg.epochs - cfg.burnin, 1)
         return cfg.lr * max(n - (epoch - cfg.burnin), 1) / n

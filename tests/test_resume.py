@@ -33,7 +33,7 @@ TREE = ["--gen-root-children", "5", "--gen-min-children", "2", "--gen-max-childr
 
 
 @pytest.mark.parametrize("encoder", ["shallow", "ramen", "hgcn"])
-def test_resume_from_checkpoint_equals_uninterrupted(encoder):
+def test_resume_from_checkpoint_equals_uninterrupted(encoder, checkpoint_at):
     cfg, _ = parse_config([*TREE, "--encoder", encoder])
     tax = load_dataset(cfg.data)
     dev = torch.device("cpu")
@@ -50,19 +50,11 @@ def test_resume_from_checkpoint_equals_uninterrupted(encoder):
                             val_pos=prep.splits.val, val_neg=prep.val_neg)
 
     tc = replace(cfg.train, epochs=8, checkpoint_every=1)
-    saved = {}
-
-    def checkpoint(epoch, state):
-        if epoch == 5:
-            buf = io.BytesIO()
-            torch.save({"epoch": epoch, **state}, buf)
-            saved["state"] = buf.getvalue()
-
+    checkpoint, load = checkpoint_at(5)
     m1, d1 = build()
     r1 = train(m1, d1, tc, device=dev, seed=0, progress=False, checkpoint=checkpoint)
     m2, d2 = build()
-    state = torch.load(io.BytesIO(saved["state"]), weights_only=False)
-    r2 = train(m2, d2, tc, device=dev, seed=0, progress=False, resume=state)
+    r2 = train(m2, d2, tc, device=dev, seed=0, progress=False, resume=load())
     l1 = [h["loss"] for h in r1.history]
     l2 = [h["loss"] for h in r2.history]
     assert l1[:5] == l2[:5]                      # the history up to the checkpoint is restored

@@ -2,7 +2,6 @@
 autograd, the row update against geoopt's exponential map, training a small
 hierarchy, determinism, Hogwild workers, the pipeline's --trainer fused with
 early stopping and bit-exact resume."""
-import io
 import math
 from dataclasses import replace
 
@@ -120,6 +119,15 @@ def test_negatives_skip_the_anchor_and_its_ancestors():
     del closure
 
 
+def test_config_rejects_what_the_fused_trainer_cannot_take():
+    with pytest.raises(HGraphInputError, match="plateau is the fused trainer's"):
+        parse_config(["--encoder", "ramen", "--lr-schedule", "plateau"])
+    with pytest.raises(HGraphInputError, match="workers must be >= 1"):
+        parse_config(["--workers", "0"])
+    with pytest.raises(HGraphInputError, match="init_radius must be >= 0"):
+        parse_config(["--init-radius", "-1"])
+
+
 def test_plateau_drops_the_rate_then_stops():
     p = Plateau(patience=2, drops=1)
     assert p.update(0.5) == (True, False)
@@ -177,23 +185,15 @@ def _prepared(*extra):
     return cfg, build
 
 
-def test_fused_resume_from_checkpoint_equals_uninterrupted():
+def test_fused_resume_from_checkpoint_equals_uninterrupted(checkpoint_at):
     from hgraph.shallow_fit import fit_model
     cfg, build = _prepared()
     tc = replace(cfg.train, epochs=8, checkpoint_every=1, eval_every=2, patience=0)
-    saved = {}
-
-    def checkpoint(epoch, state):
-        if epoch == 5:
-            buf = io.BytesIO()
-            torch.save({"epoch": epoch, **state}, buf)
-            saved["state"] = buf.getvalue()
-
+    checkpoint, load = checkpoint_at(5)
     m1, d1 = build()
     r1 = fit_model(m1, d1, tc, seed=0, progress=False, checkpoint=checkpoint)
     m2, d2 = build()
-    state = torch.load(io.BytesIO(saved["state"]), weights_only=False)
-    r2 = fit_model(m2, d2, tc, seed=0, progress=False, resume=state)
+    r2 = fit_model(m2, d2, tc, seed=0, progress=False, resume=load())
     assert [h["loss"] for h in r1.history] == [h["loss"] for h in r2.history]
     assert r1.epochs_run == r2.epochs_run == 8 and r1.best_epoch == r2.best_epoch
     assert torch.equal(m1.weight, m2.weight)
