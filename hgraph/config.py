@@ -149,6 +149,10 @@ class TrainConfig:
     workers: int = opt(1, "fused trainer: processes updating one shared table without locks "
                        "(Hogwild, as poincare-embeddings); > 1 is faster and not reproducible "
                        "bit for bit")
+    local_negatives: float = opt(0.0, "fused trainer: share of the negatives drawn among the "
+                                 "positive's descendants (u's siblings and cousins for a near "
+                                 "ancestor), importance-weighted so the loss estimates the same "
+                                 "objective as uniform draws with less variance; in [0, 1)")
     weight_decay: float = opt(0.0, "weight decay on Euclidean parameters")
     batch_size: int = opt(1024, "positive pairs per step")
     negatives: int = opt(50, "negatives per positive")
@@ -538,6 +542,10 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
         bad(f"train.loss_min_delta must be in [0, 1), got {t.loss_min_delta:g}")
     if t.workers < 1:
         bad(f"train.workers must be >= 1, got {t.workers}")
+    if not 0 <= t.local_negatives < 1:
+        bad(f"train.local_negatives is a share in [0, 1), got {t.local_negatives:g}")
+    if t.local_negatives and t.trainer != "fused":
+        bad("train.local_negatives is the fused trainer's", fix="add --trainer fused")
     if t.lr_schedule == "plateau" and t.trainer != "fused":
         bad("train.lr_schedule plateau is the fused trainer's",
             fix="add --trainer fused, or pick --lr-schedule constant / linear")

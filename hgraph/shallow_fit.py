@@ -78,6 +78,11 @@ class FitConfig:
     init_scale: float = 1e-3
     init_radius: float = 8.0      # 'cone': deepest level's distance from the origin
     filter_ancestors: bool = True
+    #: share of the negatives drawn among the positive's descendants (for a near ancestor:
+    #: u's siblings, cousins and descendants, the nodes u's ancestors have to beat in the
+    #: ranking) instead of uniformly; each negative's logit gets its importance weight,
+    #: so the loss estimates the same objective as uniform draws, with less variance
+    local_negatives: float = 0.0
     workers: int = 1
     seed: int = 0
     time_limit: float = 0.0       # seconds of training (0 = none)
@@ -92,6 +97,8 @@ class FitConfig:
             raise ValueError("burnin_lr_divisor must be >= 1 (burn-in runs at lr / this; "
                              f"poincare-embeddings' -burnin_multiplier 0.01 is 100), got "
                              f"{self.burnin_lr_divisor}")
+        if not 0.0 <= self.local_negatives < 1.0:
+            raise ValueError(f"local_negatives is a share in [0, 1), got {self.local_negatives}")
         if self.init not in ("uniform", "cone"):
             raise ValueError(f"init must be 'uniform' or 'cone', got {self.init!r}")
 
@@ -144,6 +151,16 @@ class Stepper:
         self.candidates = candidates       # nodes negatives are drawn from (None: all)
         self.cfg = cfg
         self.tangent = torch.zeros_like(x)
+        self.local = int(round(cfg.negatives * cfg.local_negatives))
+        if self.local:
+            if closure_keys is None:
+                raise ValueError("local_negatives needs the closure keys (filter_ancestors)")
+            # descendants of every node in the training pairs (CSR by ancestor); a pair's
+            # own u is among its v's, so every v has at least one
+            by_v = torch.argsort(pairs[:, 1], stable=True)
+            self.desc = pairs[by_v, 0].contiguous()
+            self.desc_cnt = torch.bincount(pairs[:, 1], minlength=self.n)
+            self.desc_ptr = torch.cumsum(self.desc_cnt, 0) - self.desc_cnt
 
     def _move(self, rows: Tensor, h: Tensor, lr: float) -> None:
         """Sum the tangent vectors ``h`` per row and take each touched row's step."""
@@ -167,40 +184,72 @@ class Stepper:
         y = torch.cosh(step) * xr - torch.sinh(step) * direction
         x.index_copy_(0, r, project(y, cfg.max_radius))
 
-    def step(self, u: Tensor, v: Tensor, lr: float, gen: torch.Generator) -> float:
-        """One step on the pairs ``(u[i], v[i])`` with ``negatives`` uniform draws each."""
-        cfg, x, n = self.cfg, self.x, self.n
+    def negatives(self, u: Tensor, v: Tensor, gen: torch.Generator):
+        """Draw the candidates of the pairs ``(u[i], v[i])``.
+
+        -> ``(cand (b, K+1), dropped (b, K), offset (b, K) or None)``: the positive
+        first, then ``negatives`` draws; ``dropped`` marks u itself and u's ancestors
+        (weight 0); ``offset`` is each negative's log importance weight when
+        ``local_negatives`` > 0.  ``K - L`` draws are uniform over the ``m`` candidate
+        nodes and ``L`` uniform among v's ``cnt(v)`` descendants, so node j is drawn
+        ``(K - L) / m + L [j below v] / cnt(v)`` times on average against ``K / m`` for K
+        uniform draws; weighting its term by the ratio makes the sampled normaliser
+        estimate the same sum as uniform draws (tests/test_shallow_fit.py checks this).
+        """
+        cfg, n = self.cfg, self.n
         b, K = u.shape[0], cfg.negatives
         cand = torch.empty(b, K + 1, dtype=torch.long)
         cand[:, 0] = v
         if self.candidates is None:
+            m = n
             cand[:, 1:] = torch.randint(n, (b, K), generator=gen)
         else:
-            pick = torch.randint(self.candidates.numel(), (b, K), generator=gen)
-            cand[:, 1:] = self.candidates[pick]
-        hit = cand[:, 1:] == u.unsqueeze(1)          # u itself is never its own negative
+            m = self.candidates.numel()
+            cand[:, 1:] = self.candidates[torch.randint(m, (b, K), generator=gen)]
+        offset = None
+        if self.local:
+            L = self.local
+            cnt = self.desc_cnt[v].unsqueeze(1)
+            off = (torch.rand(b, L, generator=gen, dtype=torch.float64) * cnt).long()
+            cand[:, K + 1 - L:] = self.desc[self.desc_ptr[v].unsqueeze(1) + off.clamp_max_(cnt - 1)]
+            below = _member(self.keys, cand[:, 1:] * n + v.unsqueeze(1)).to(torch.float64)
+            offset = -torch.log(((K - L) + L * m * below / cnt) / K)
+        dropped = cand[:, 1:] == u.unsqueeze(1)      # u itself is never its own negative
         if self.keys is not None and cfg.filter_ancestors:
-            q = u.unsqueeze(1) * n + cand[:, 1:]
-            pos = torch.searchsorted(self.keys, q).clamp_(max=self.keys.numel() - 1)
-            hit |= self.keys[pos] == q
+            dropped |= _member(self.keys, u.unsqueeze(1) * n + cand[:, 1:])
+        return cand, dropped, offset
+
+    def step(self, u: Tensor, v: Tensor, lr: float, gen: torch.Generator) -> float:
+        """One step on the pairs ``(u[i], v[i])`` (negatives from :meth:`negatives`)."""
+        x, b = self.x, u.shape[0]
+        cand, dropped, offset = self.negatives(u, v, gen)
         xu = x.index_select(0, u)                                  # (b, D)
-        xc = x.index_select(0, cand.view(-1)).view(b, K + 1, -1)   # (b, K+1, D)
-        loss, hu, hc = ranking_grads(xu, xc, hit)
-        self._move(torch.cat([u, cand.view(-1)]), torch.cat([hu, hc.view(b * (K + 1), -1)]), lr)
+        xc = x.index_select(0, cand.view(-1)).view(b, cand.shape[1], -1)   # (b, K+1, D)
+        loss, hu, hc = ranking_grads(xu, xc, dropped, offset)
+        self._move(torch.cat([u, cand.view(-1)]), torch.cat([hu, hc.view(-1, x.shape[1])]), lr)
         return loss
 
 
-def ranking_grads(xu: Tensor, xc: Tensor, dropped: Tensor):
+def _member(keys: Tensor, q: Tensor) -> Tensor:
+    """Which of the keys ``q`` are in the sorted ``keys``."""
+    pos = torch.searchsorted(keys, q).clamp_(max=keys.numel() - 1)
+    return keys[pos] == q
+
+
+def ranking_grads(xu: Tensor, xc: Tensor, dropped: Tensor, offset: Optional[Tensor] = None):
     """The ranking loss of ``b`` anchors and its Riemannian gradients, in closed form.
 
     ``xu``: (b, D) anchors; ``xc``: (b, K+1, D) candidates, the positive first;
-    ``dropped``: (b, K) bool, negatives left out (u itself, u's ancestors).  Returns
+    ``dropped``: (b, K) bool, negatives left out (u itself, u's ancestors); ``offset``:
+    (b, K) added to the negatives' logits (log importance weights), or None.  Returns
     ``(loss summed over the b rows, hu (b, D), hc (b, K+1, D))``: tangent vectors at
     each anchor / candidate (their Minkowski product with that point is 0).
     """
     a = torch.bmm(xc, _minkowski_flip(xu).unsqueeze(2)).squeeze(2).neg_()   # -<x_u, x_j>_L
     a.clamp_(min=1.0 + 1e-15)
     logits = torch.acosh(a).neg_()
+    if offset is not None:                   # (b, K) log importance weights of the negatives
+        logits[:, 1:] += offset.to(logits)
     logits[:, 1:].masked_fill_(dropped, -math.inf)
     logp = torch.log_softmax(logits, 1)
     loss = -float(logp[:, 0].sum())
@@ -420,6 +469,7 @@ def fit_model(model, data, tcfg, *, seed: int, device=None, progress: bool = Tru
     cfg = FitConfig(dim=model.dim, negatives=tcfg.negatives, batch_size=tcfg.batch_size,
                     lr=tcfg.lr, epochs=tcfg.epochs, burnin=tcfg.burnin,
                     burnin_lr_divisor=tcfg.burnin_lr_divisor, workers=tcfg.workers, seed=seed,
+                    local_negatives=tcfg.local_negatives,
                     schedule="plateau" if tcfg.lr_schedule == "plateau" else "constant",
                     patience=tcfg.patience)
     pairs = torch.as_tensor(np.asarray(data.positives), dtype=torch.long)

@@ -119,6 +119,44 @@ def test_negatives_skip_the_anchor_and_its_ancestors():
     del closure
 
 
+def test_local_negatives_are_drawn_below_v_and_weighted_to_estimate_the_uniform_sum():
+    """With ``local_negatives`` half the draws come from v's descendants; with their
+    importance weights the sampled normaliser sum_j w_j exp(-d(u, j)) has the
+    expectation of K uniform draws' (K / n) sum over the nodes that are not u or u's
+    ancestors, for a deep pair (v = u's parent) and for v = the root."""
+    tax = _small_tree()
+    n = tax.num_nodes
+    c = tax.closure.tocoo()
+    pairs = torch.from_numpy(np.stack([c.row, c.col], 1).astype(np.int64))
+    keys = torch.from_numpy(np.sort(c.row.astype(np.int64) * n + c.col))
+    x = _points(n, 3, torch.Generator().manual_seed(4), torch.float64, scale=0.8)
+    K, draws = 8, 40000
+    st = Stepper(x, pairs, keys, FitConfig(dim=3, negatives=K, local_negatives=0.5))
+    ancestors = {int(u): set(tax.closure[int(u)].indices.tolist()) for u in range(n)}
+    deep = max(range(n), key=lambda u: len(ancestors[u]))
+    parent = int(tax.edges[tax.edges[:, 0] == deep][0, 1])
+    root = next(a for a in ancestors[deep] if not ancestors[a])
+    d = torch.acosh((-_mink(x[deep].unsqueeze(0), x)).clamp_min(1.0))
+    for v in (parent, root):
+        u_t = torch.full((draws,), deep)
+        cand, dropped, offset = st.negatives(u_t, torch.full((draws,), v),
+                                             torch.Generator().manual_seed(5))
+        neg = cand[:, 1:]
+        below = {int(w) for w in c.row[c.col == v]}
+        assert all(int(w) in below for w in neg[:, K // 2:].unique())   # the local half
+        assert bool(dropped[neg == deep].all())
+        assert bool(dropped[torch.isin(neg, torch.tensor(sorted(ancestors[deep])))].all())
+        terms = torch.where(dropped, torch.zeros_like(offset), torch.exp(offset - d[neg]))
+        estimate = terms.sum(1).mean()
+        allowed = torch.ones(n, dtype=torch.bool)
+        allowed[deep] = False
+        allowed[sorted(ancestors[deep])] = False
+        expected = K / n * torch.exp(-d[allowed]).sum()
+        assert float(estimate) == pytest.approx(float(expected), rel=0.03), v
+    with pytest.raises(ValueError, match="local_negatives"):
+        FitConfig(local_negatives=1.0)
+
+
 def test_config_rejects_what_the_fused_trainer_cannot_take():
     with pytest.raises(HGraphInputError, match="plateau is the fused trainer's"):
         parse_config(["--encoder", "ramen", "--lr-schedule", "plateau"])
@@ -126,6 +164,10 @@ def test_config_rejects_what_the_fused_trainer_cannot_take():
         parse_config(["--workers", "0"])
     with pytest.raises(HGraphInputError, match="init_radius must be >= 0"):
         parse_config(["--init-radius", "-1"])
+    with pytest.raises(HGraphInputError, match="local_negatives is the fused trainer's"):
+        parse_config(["--encoder", "ramen", "--local-negatives", "0.5"])
+    with pytest.raises(HGraphInputError, match=r"local_negatives is a share in \[0, 1\)"):
+        parse_config(["--encoder", "shallow", "--local-negatives", "1"])
 
 
 def test_plateau_drops_the_rate_then_stops():

@@ -361,7 +361,8 @@ CONE_SPREAD = 0.5
 
 def cone(edges: np.ndarray, num_nodes: int, dim: int, radius: Optional[float] = None,
          spread: float = CONE_SPREAD, curvature: float = 1.0, lorentz: bool = False,
-         dtype: torch.dtype = torch.float64, seed: int = 0) -> Tuple[Tensor, Dict[str, float]]:
+         dtype: torch.dtype = torch.float64, seed: int = 0,
+         parents: str = "all") -> Tuple[Tensor, Dict[str, float]]:
     """Nested cones: a start for the *closure* ranking (ancestors before everything else).
 
     :func:`construct` keeps graph distances, so a node's siblings and children
@@ -371,10 +372,19 @@ def cone(edges: np.ndarray, num_nodes: int, dim: int, radius: Optional[float] = 
     a seeded Gaussian offset of norm about ``spread * 2^(1 - level)``
     (then normalised), so every subtree fills a narrowing cone around its root's
     direction; a node of level ``l`` lies at distance ``radius * sqrt(l / depth)``
-    from the origin (a DAG goes through :func:`spanning_tree`).  An ancestor is
-    then nearly on the segment from the origin to its descendants, and what
-    lies in other cones is farther than the origin.  ``radius`` defaults to the
-    boundary clamp of ``dtype`` (in the space of curvature ``-curvature``).
+    from the origin.  An ancestor is then nearly on the segment from the origin
+    to its descendants, and what lies in other cones is farther than the
+    origin.  ``radius`` defaults to the boundary clamp of ``dtype`` (in the
+    space of curvature ``-curvature``).
+
+    A DAG (roots other than the largest component's hang below it, as in
+    :func:`spanning_tree`): with ``parents="all"`` a node of several parents
+    points along the normalised sum of their directions and its level is its
+    longest path from the root, so it lies deeper than every ancestor and
+    between its lineages (WordNet nouns: 2,213 such nodes, and 21,524 nodes
+    with one among themselves and their ancestors); ``"spanning"`` places it
+    in the cone of its :func:`spanning_tree` parent only, far from the other
+    lineage.  A tree gets the same points either way.
 
     -> ``(points, stats)`` as :func:`construct` (float64; ``stats``: ``depth``,
     ``radius``, ``spread``).
@@ -382,32 +392,53 @@ def cone(edges: np.ndarray, num_nodes: int, dim: int, radius: Optional[float] = 
     if dim < 2:
         raise ValueError("nested cones need dim >= 2")
     sc = math.sqrt(curvature)
+    if parents not in ("all", "spanning"):
+        raise ValueError(f"parents must be 'all' or 'spanning', got {parents!r}")
     parent = spanning_tree(edges, num_nodes)
     n = len(parent)
-    depth = _depth(parent)
     limit = clamp_radius(dtype) * (1 - 1e-9)
     r_max = limit if radius is None else min(limit, radius * sc)
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(n, dim, generator=gen, dtype=torch.float64)
     dirs = torch.zeros(n, dim, dtype=torch.float64)
     level = np.zeros(n, dtype=np.int64)
-    has = parent >= 0
-    indptr, kids = _csr(parent[has], np.flatnonzero(has), n)
-    frontier = np.flatnonzero(~has)
+    if parents == "spanning":
+        has = parent >= 0
+        e = np.stack([np.flatnonzero(has), parent[has]], 1)
+    else:
+        e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+        extra = np.flatnonzero(parent >= 0)
+        extra = extra[np.bincount(e[:, 0], minlength=n)[extra] == 0]   # hung-up roots
+        e = np.vstack([e, np.stack([extra, parent[extra]], 1)])
+    # levels by longest path: a node is placed once all its parents are (Kahn's order)
+    kptr, kids = _csr(e[:, 1], e[:, 0], n)
+    pptr, pars = _csr(e[:, 0], e[:, 1], n)
+    left = np.diff(pptr)
+    several = torch.from_numpy(left > 1)
+    frontier = np.flatnonzero(left == 0)
     step = 0
     while len(frontier):
-        p, c, _ = _expand(indptr, kids, frontier)
+        _, c, _ = _expand(kptr, kids, frontier)
+        np.subtract.at(left, c, 1)
+        c = np.unique(c[left[c] == 0])
         if not len(c):
             break
         step += 1
         level[c] = step
-        g = noise[torch.from_numpy(c)]
+        ct = torch.from_numpy(c)
+        g = noise[ct]
         if step == 1:
             d = g
         else:
-            d = dirs[torch.from_numpy(p)] + (spread * 0.5 ** (step - 1) / math.sqrt(dim)) * g
-        dirs[torch.from_numpy(c)] = torch.nn.functional.normalize(d, dim=-1)
+            owner, p, _ = _expand(pptr, pars, c)
+            up = torch.zeros(n, dim, dtype=torch.float64).index_add_(
+                0, torch.from_numpy(owner), dirs[torch.from_numpy(p)])[ct]
+            multi = several[ct]
+            up[multi] = torch.nn.functional.normalize(up[multi], dim=-1)
+            d = up + (spread * 0.5 ** (step - 1) / math.sqrt(dim)) * g
+        dirs[ct] = torch.nn.functional.normalize(d, dim=-1)
         frontier = c
+    depth = int(level.max()) if n else 0
     dist = r_max * np.sqrt(level / max(depth, 1))
     x = dirs * torch.from_numpy(np.tanh(dist / 2.0))[:, None]
     stats = {"depth": int(depth), "radius": float(dist.max()) / sc if n else 0.0,

@@ -82,16 +82,48 @@ def test_cones_rank_ancestors_first_where_the_construction_does_not(dtype):
         assert got["map"] > 0.95, got
 
 
-def test_deterministic_per_seed_and_a_dag_goes_through_its_spanning_tree():
+def test_deterministic_per_seed_and_parents_spanning_follows_the_spanning_tree():
     edges, level = balanced_tree((3, 3, 2))
     n = len(level)
     a, _ = cone(edges, n, 5, seed=3)
     assert torch.equal(a, cone(edges, n, 5, seed=3)[0])
     assert not torch.equal(a, cone(edges, n, 5, seed=4)[0])
+    assert torch.equal(a, cone(edges, n, 5, seed=3, parents="spanning")[0])   # a tree: the same
     # a second, deeper parent for the last node: the spanning tree keeps the shallower
     dag = np.vstack([edges, [[n - 1, n - 2]]])
     assert spanning_tree(dag, n)[n - 1] == spanning_tree(edges, n)[n - 1]
-    torch.testing.assert_close(cone(dag, n, 5, seed=3)[0], a, rtol=0, atol=0)
+    torch.testing.assert_close(cone(dag, n, 5, seed=3, parents="spanning")[0], a, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="parents"):
+        cone(edges, n, 5, parents="first")
+
+
+def test_a_node_of_two_lineages_lies_between_them_and_below_both():
+    """parents="all": a leaf given a second parent in another level-1 subtree points
+    between its parents (nearer the second than in the spanning-tree cone) and lies
+    farther from the origin than every ancestor (its level is its longest path)."""
+    edges, level = balanced_tree((3, 3, 2))
+    n = len(level)
+    leaf = n - 1
+    first = int(edges[edges[:, 0] == leaf][0, 1])                   # level 2, subtree 3
+    other = int(np.flatnonzero(level == 3)[0])                       # a level-3 leaf, subtree 1
+    dag = np.vstack([edges, [[leaf, other]]])
+    span, _ = cone(dag, n, 5, radius=6.0, seed=1, parents="spanning")
+    both, _ = cone(dag, n, 5, radius=6.0, seed=1)
+
+    def angle(x, i, j):
+        return float(torch.arccos(torch.nn.functional.cosine_similarity(x[i], x[j], dim=0)))
+
+    assert angle(both, leaf, other) < angle(span, leaf, other) - 0.3
+    assert angle(both, leaf, first) < 0.5 * np.pi and angle(both, leaf, other) < 0.5 * np.pi
+    # the leaf is now at level 4 (longest path): the farthest, past both parents
+    norms = both.norm(dim=-1)
+    assert float(norms[leaf]) == pytest.approx(float(norms.max()))
+    assert float(norms[leaf]) > float(norms[other]) > float(norms[first])
+    # every other node keeps its place, except that depth 4 rescales the radii
+    untouched = np.setdiff1d(np.arange(n), [leaf])
+    d_span = torch.nn.functional.normalize(span[untouched], dim=-1)
+    d_both = torch.nn.functional.normalize(both[untouched], dim=-1)
+    torch.testing.assert_close(d_both[1:], d_span[1:])             # row 0: the root, at 0
 
 
 @pytest.mark.parametrize("c", [0.5, 2.0])
