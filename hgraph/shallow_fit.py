@@ -83,6 +83,9 @@ class FitConfig:
     #: ranking) instead of uniformly; each negative's logit gets its importance weight,
     #: so the loss estimates the same objective as uniform draws, with less variance
     local_negatives: float = 0.0
+    #: logits are -d / temperature: below 1 the loss is satisfied at proportionally smaller
+    #: distances, so rows drift less far out (the loss always pays for spreading outward)
+    temperature: float = 1.0
     workers: int = 1
     seed: int = 0
     time_limit: float = 0.0       # seconds of training (0 = none)
@@ -97,6 +100,8 @@ class FitConfig:
             raise ValueError("burnin_lr_divisor must be >= 1 (burn-in runs at lr / this; "
                              f"poincare-embeddings' -burnin_multiplier 0.01 is 100), got "
                              f"{self.burnin_lr_divisor}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.local_negatives < 1.0:
             raise ValueError(f"local_negatives is a share in [0, 1), got {self.local_negatives}")
         if self.init not in ("uniform", "cone"):
@@ -225,7 +230,7 @@ class Stepper:
         cand, dropped, offset = self.negatives(u, v, gen)
         xu = x.index_select(0, u)                                  # (b, D)
         xc = x.index_select(0, cand.view(-1)).view(b, cand.shape[1], -1)   # (b, K+1, D)
-        loss, hu, hc = ranking_grads(xu, xc, dropped, offset)
+        loss, hu, hc = ranking_grads(xu, xc, dropped, offset, self.cfg.temperature)
         self._move(torch.cat([u, cand.view(-1)]), torch.cat([hu, hc.view(-1, x.shape[1])]), lr)
         return loss
 
@@ -236,18 +241,22 @@ def _member(keys: Tensor, q: Tensor) -> Tensor:
     return keys[pos] == q
 
 
-def ranking_grads(xu: Tensor, xc: Tensor, dropped: Tensor, offset: Optional[Tensor] = None):
+def ranking_grads(xu: Tensor, xc: Tensor, dropped: Tensor, offset: Optional[Tensor] = None,
+                  temperature: float = 1.0):
     """The ranking loss of ``b`` anchors and its Riemannian gradients, in closed form.
 
     ``xu``: (b, D) anchors; ``xc``: (b, K+1, D) candidates, the positive first;
     ``dropped``: (b, K) bool, negatives left out (u itself, u's ancestors); ``offset``:
-    (b, K) added to the negatives' logits (log importance weights), or None.  Returns
+    (b, K) added to the negatives' logits (log importance weights), or None; the
+    logits are ``-d / temperature``.  Returns
     ``(loss summed over the b rows, hu (b, D), hc (b, K+1, D))``: tangent vectors at
     each anchor / candidate (their Minkowski product with that point is 0).
     """
     a = torch.bmm(xc, _minkowski_flip(xu).unsqueeze(2)).squeeze(2).neg_()   # -<x_u, x_j>_L
     a.clamp_(min=1.0 + 1e-15)
     logits = torch.acosh(a).neg_()
+    if temperature != 1.0:
+        logits /= temperature
     if offset is not None:                   # (b, K) log importance weights of the negatives
         logits[:, 1:] += offset.to(logits)
     logits[:, 1:].masked_fill_(dropped, -math.inf)
@@ -255,6 +264,8 @@ def ranking_grads(xu: Tensor, xc: Tensor, dropped: Tensor, offset: Optional[Tens
     loss = -float(logp[:, 0].sum())
     gd = logp.exp_().neg_()                  # dL/dd_j = 1[j = v] - softmax_j
     gd[:, 0] += 1.0
+    if temperature != 1.0:
+        gd /= temperature
     s = gd / torch.sqrt((a - 1.0) * (a + 1.0)).clamp_min(1e-15)   # dL/da
     # the term s_j a_j contributes -s_j x_j to u before projection, -s_j (x_j - a_j x_u)
     # after it (<x_u, x_j>_L = -a_j), and s_j (a_j x_j - x_u) to j

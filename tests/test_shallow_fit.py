@@ -30,20 +30,21 @@ def _mink(a, b):
     return (a[..., 1:] * b[..., 1:]).sum(-1) - a[..., 0] * b[..., 0]
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 2e-3)])
-def test_ranking_grads_equal_autograd_riemannian_gradients(dtype, tol):
+def test_ranking_grads_equal_autograd_riemannian_gradients(dtype, tol, temperature):
     gen = torch.Generator().manual_seed(0)
     b, K, d = 5, 6, 4
     xu = _points(b, d, gen, dtype)
     xc = _points(b * (K + 1), d, gen, dtype).view(b, K + 1, d + 1)
     dropped = torch.zeros(b, K, dtype=torch.bool)
     dropped[1, 2] = dropped[3, 0] = True
-    loss, hu, hc = ranking_grads(xu.clone(), xc.clone(), dropped)
+    loss, hu, hc = ranking_grads(xu.clone(), xc.clone(), dropped, temperature=temperature)
 
     pu = xu.clone().requires_grad_(True)
     pc = xc.clone().requires_grad_(True)
     dist = torch.acosh(-_mink(pu.unsqueeze(1), pc))
-    logits = (-dist).masked_fill(torch.cat([torch.zeros(b, 1, dtype=torch.bool), dropped], 1),
+    logits = (-dist / temperature).masked_fill(torch.cat([torch.zeros(b, 1, dtype=torch.bool), dropped], 1),
                                  -math.inf)
     ref = -torch.log_softmax(logits, 1)[:, 0].sum()
     ref.backward()
