@@ -153,6 +153,9 @@ class TrainConfig:
                                  "positive's descendants (u's siblings and cousins for a near "
                                  "ancestor), importance-weighted so the loss estimates the same "
                                  "objective as uniform draws with less variance; in [0, 1)")
+    temperature: float = opt(1.0, "fused trainer: the ranking loss's logits are -distance / "
+                             "this; below 1 the loss is satisfied at proportionally smaller "
+                             "distances, so rows drift less far from the origin")
     weight_decay: float = opt(0.0, "weight decay on Euclidean parameters")
     batch_size: int = opt(1024, "positive pairs per step")
     negatives: int = opt(50, "negatives per positive")
@@ -356,17 +359,20 @@ ENCODER_PRESETS: Dict[str, Dict[str, Any]] = {
     # Riemannian SGD at a rate per positive pair, 3-4x faster an epoch than the loop) from
     # nested cones, no burn-in; the training closure's reconstruction MAP (2,000 fixed
     # sources) every 5 epochs keeps the best table, divides the rate by 5 after 4
-    # validations without a new best (three times) and then stops.  lr 0.5 at batch 1,024:
+    # validations without a new best (three times) and then stops.  Logits -d / 0.25: at
+    # temperature 1 the loss pays for spreading ever further out and rows pile up at the
+    # trainer's radius cap (mammals dim 5 stalls at 0.957); 0.5 / 0.25 reach 0.976 / 0.980
+    # with the same settings, and the generated tree's sampled MAP after 6 epochs rises
+    # from 0.989 to 0.994.  lr 0.5 at batch 1,024:
     # WordNet nouns (dim 10) rises fastest at high rates from the cone start (sampled MAP
-    # after 5 epochs: lr 0.5 0.55, 2.0 0.71); WordNet mammals (dim 5) ends at 0.957 with it
-    # and at 0.975 with --init-radius 3 --lr 0.05 --batch-size 64 (a radius that leaves the
-    # generated tree at MAP 0.09): results/shallow_fast/README.md.
+    # after 5 epochs: lr 0.5 0.55, 2.0 0.71); WordNet mammals (dim 5) ends at 0.980 in 18 s
+    # with these defaults: results/shallow_fast/README.md.
     "shallow": {"dtype": "float64",
                 "model": {"init": "cone", "manifold": "lorentz"},
                 "train": {"trainer": "fused", "optimizer": "rsgd", "lr": 0.5, "lr_unit": "pair",
                           "batch_size": 1024, "burnin": 0, "epochs": 1000,
                           "lr_schedule": "plateau", "val_metric": "recon", "eval_every": 5,
-                          "patience": 4}},
+                          "patience": 4, "temperature": 0.25}},
     # HGCN's reference protocol: full-batch message passing, one step over all training
     # edges per epoch (on the 84k-node default tree one neighbour-sampled step of 512 edges
     # touches most of the graph anyway, so 150 such steps per epoch cost ~150 full passes).
@@ -423,20 +429,24 @@ def _fused_or_loop(given: Dict[str, Any], out: Dict[str, Any]) -> None:
     with the ranking loss and no regulariser, in one process.  When the user's own settings
     rule that out (or torchrun started several processes: ``WORLD_SIZE``) and the user did
     not ask for the fused trainer, the loop trains (and the preset's plateau schedule,
-    which is the fused trainer's, becomes constant)."""
+    which is the fused trainer's, becomes constant).  Whenever the loop trains, a preset's
+    temperature (the fused trainer's) is dropped unless the user gave one."""
     tr = out.get("train")
     asked = given.get("train") if isinstance(given.get("train"), dict) else {}
-    if not isinstance(tr, dict) or tr.get("trainer") != "fused" or "trainer" in asked:
+    if not isinstance(tr, dict):
         return
     model = out.get("model") if isinstance(out.get("model"), dict) else {}
     reg = out.get("reg") if isinstance(out.get("reg"), dict) else {}
-    if model.get("manifold", ModelConfig.manifold) != "lorentz" \
-            or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 \
-            or tr.get("loss", TrainConfig.loss) != "ranking" \
-            or float(reg.get("reg_lambda", RegConfig.reg_lambda) or 0) > 0:
+    if tr.get("trainer") == "fused" and "trainer" not in asked and (
+            model.get("manifold", ModelConfig.manifold) != "lorentz"
+            or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+            or tr.get("loss", TrainConfig.loss) != "ranking"
+            or float(reg.get("reg_lambda", RegConfig.reg_lambda) or 0) > 0):
         tr["trainer"] = "loop"
         if tr.get("lr_schedule") == "plateau" and "lr_schedule" not in asked:
             tr["lr_schedule"] = "constant"
+    if tr.get("trainer") != "fused" and "temperature" not in asked:
+        tr.pop("temperature", None)             # the preset's, for the fused trainer only
 
 
 def _features_kind(data: Dict[str, Any]) -> Optional[str]:
@@ -544,6 +554,10 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
         bad(f"train.workers must be >= 1, got {t.workers}")
     if not 0 <= t.local_negatives < 1:
         bad(f"train.local_negatives is a share in [0, 1), got {t.local_negatives:g}")
+    if not t.temperature > 0:
+        bad(f"train.temperature must be > 0, got {t.temperature:g}")
+    if t.temperature != 1.0 and t.trainer != "fused":
+        bad("train.temperature is the fused trainer's", fix="add --trainer fused")
     if t.local_negatives and t.trainer != "fused":
         bad("train.local_negatives is the fused trainer's", fix="add --trainer fused")
     if t.lr_schedule == "plateau" and t.trainer != "fused":

@@ -86,6 +86,8 @@ class FitConfig:
     #: logits are -d / temperature: below 1 the loss is satisfied at proportionally smaller
     #: distances, so rows drift less far out (the loss always pays for spreading outward)
     temperature: float = 1.0
+    #: distances without the Minkowski product's cancellation (:func:`cosh_dist_minus_one`)
+    exact_distance: bool = True
     workers: int = 1
     seed: int = 0
     time_limit: float = 0.0       # seconds of training (0 = none)
@@ -106,12 +108,6 @@ class FitConfig:
             raise ValueError(f"local_negatives is a share in [0, 1), got {self.local_negatives}")
         if self.init not in ("uniform", "cone"):
             raise ValueError(f"init must be 'uniform' or 'cone', got {self.init!r}")
-
-
-def _minkowski_flip(x: Tensor) -> Tensor:
-    y = x.clone()
-    y[..., 0] = -y[..., 0]
-    return y
 
 
 def project(x: Tensor, max_radius: float = 0.0) -> Tensor:
@@ -230,7 +226,8 @@ class Stepper:
         cand, dropped, offset = self.negatives(u, v, gen)
         xu = x.index_select(0, u)                                  # (b, D)
         xc = x.index_select(0, cand.view(-1)).view(b, cand.shape[1], -1)   # (b, K+1, D)
-        loss, hu, hc = ranking_grads(xu, xc, dropped, offset, self.cfg.temperature)
+        loss, hu, hc = ranking_grads(xu, xc, dropped, offset, self.cfg.temperature,
+                                     self.cfg.exact_distance)
         self._move(torch.cat([u, cand.view(-1)]), torch.cat([hu, hc.view(-1, x.shape[1])]), lr)
         return loss
 
@@ -242,19 +239,26 @@ def _member(keys: Tensor, q: Tensor) -> Tensor:
 
 
 def ranking_grads(xu: Tensor, xc: Tensor, dropped: Tensor, offset: Optional[Tensor] = None,
-                  temperature: float = 1.0):
+                  temperature: float = 1.0, exact: bool = True):
     """The ranking loss of ``b`` anchors and its Riemannian gradients, in closed form.
 
     ``xu``: (b, D) anchors; ``xc``: (b, K+1, D) candidates, the positive first;
     ``dropped``: (b, K) bool, negatives left out (u itself, u's ancestors); ``offset``:
     (b, K) added to the negatives' logits (log importance weights), or None; the
-    logits are ``-d / temperature``.  Returns
+    logits are ``-d / temperature``.  ``exact``: distances by :func:`cosh_dist_minus_one`
+    (no cancellation far from the origin), else from the Minkowski product.  Returns
     ``(loss summed over the b rows, hu (b, D), hc (b, K+1, D))``: tangent vectors at
     each anchor / candidate (their Minkowski product with that point is 0).
     """
-    a = torch.bmm(xc, _minkowski_flip(xu).unsqueeze(2)).squeeze(2).neg_()   # -<x_u, x_j>_L
-    a.clamp_(min=1.0 + 1e-15)
-    logits = torch.acosh(a).neg_()
+    if exact:                                                          # a - 1, a = -<x_u, x_j>_L
+        m = cosh_dist_minus_one(xu.unsqueeze(1), xc).clamp_(min=1e-15)
+    else:
+        m = (xc[..., :1] * xu[:, None, :1]).squeeze(2) - 1.0 - torch.bmm(
+            xc[..., 1:], xu[:, 1:].unsqueeze(2)).squeeze(2)
+        m.clamp_(min=1e-15)
+    a = m + 1.0
+    root = torch.sqrt(m * (m + 2.0))                                  # sqrt(a^2 - 1) = sinh d
+    logits = torch.log1p(m + root).neg_()                              # -arcosh(a)
     if temperature != 1.0:
         logits /= temperature
     if offset is not None:                   # (b, K) log importance weights of the negatives
@@ -266,12 +270,35 @@ def ranking_grads(xu: Tensor, xc: Tensor, dropped: Tensor, offset: Optional[Tens
     gd[:, 0] += 1.0
     if temperature != 1.0:
         gd /= temperature
-    s = gd / torch.sqrt((a - 1.0) * (a + 1.0)).clamp_min(1e-15)   # dL/da
+    s = gd / root                                                    # dL/da
     # the term s_j a_j contributes -s_j x_j to u before projection, -s_j (x_j - a_j x_u)
     # after it (<x_u, x_j>_L = -a_j), and s_j (a_j x_j - x_u) to j
     hu = (s * a).sum(1, keepdim=True) * xu - torch.bmm(s.unsqueeze(1), xc).squeeze(1)
     hc = (xc * a.unsqueeze(2)).sub_(xu.unsqueeze(1)).mul_(s.unsqueeze(2))
     return loss, hu, hc
+
+
+def cosh_dist_minus_one(x: Tensor, y: Tensor) -> Tensor:
+    """``cosh d(x, y) - 1`` for hyperboloid rows (broadcast over leading axes), without
+    cancellation.
+
+    ``-<x, y>_L - 1`` subtracts products of size ``cosh r_x cosh r_y``: at distance 19.5
+    from the origin that is ~2e16, so float64 leaves an absolute error of a few units, and
+    a parent-child pair out there (``cosh 1 - 1`` ≈ 0.54) gets a distance of noise.  With
+    ``s = sinh r = |x_s|``, ``c = cosh r = x_0`` and unit directions ``e``,
+
+        cosh d - 1 = (s_x - s_y)^2 (1 + cosh(r_x - r_y)) / (c_x + c_y)^2 + s_x s_y |e_x - e_y|^2 / 2
+
+    (the radial part is ``cosh(r_x - r_y) - 1`` written as a square, the angular part
+    ``s_x s_y (1 - cos θ)``): two non-negative terms, each to float precision.
+    """
+    cx, cy = x[..., 0], y[..., 0]
+    sx = torch.sqrt((cx - 1.0) * (cx + 1.0))      # = |x_s| for rows put back by project()
+    sy = torch.sqrt((cy - 1.0) * (cy + 1.0))
+    ex = x[..., 1:] * (1.0 / sx.clamp_min(1e-300)).unsqueeze(-1)
+    ey = y[..., 1:] * (1.0 / sy.clamp_min(1e-300)).unsqueeze(-1)
+    radial = (sx - sy) ** 2 * (1.0 + torch.cosh(torch.asinh(sx) - torch.asinh(sy))) / (cx + cy) ** 2
+    return radial + 0.5 * sx * sy * (ex - ey).pow_(2).sum(-1)
 
 
 def _mink(a: Tensor, b: Tensor) -> Tensor:
@@ -480,7 +507,7 @@ def fit_model(model, data, tcfg, *, seed: int, device=None, progress: bool = Tru
     cfg = FitConfig(dim=model.dim, negatives=tcfg.negatives, batch_size=tcfg.batch_size,
                     lr=tcfg.lr, epochs=tcfg.epochs, burnin=tcfg.burnin,
                     burnin_lr_divisor=tcfg.burnin_lr_divisor, workers=tcfg.workers, seed=seed,
-                    local_negatives=tcfg.local_negatives,
+                    local_negatives=tcfg.local_negatives, temperature=tcfg.temperature,
                     schedule="plateau" if tcfg.lr_schedule == "plateau" else "constant",
                     patience=tcfg.patience)
     pairs = torch.as_tensor(np.asarray(data.positives), dtype=torch.long)

@@ -13,7 +13,8 @@ import torch
 from hgraph.cli import parse_config
 from hgraph.errors import HGraphInputError
 from hgraph.eval.ranking import reconstruction
-from hgraph.shallow_fit import FitConfig, Plateau, Stepper, fit, ranking_grads
+from hgraph.shallow_fit import (FitConfig, Plateau, Stepper, cosh_dist_minus_one, fit,
+                                ranking_grads)
 
 LORENTZ = geoopt.Lorentz()
 TREE = ["--gen-root-children", "4", "--gen-min-children", "2", "--gen-max-children", "4",
@@ -30,16 +31,17 @@ def _mink(a, b):
     return (a[..., 1:] * b[..., 1:]).sum(-1) - a[..., 0] * b[..., 0]
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.5])
+@pytest.mark.parametrize("temperature,exact", [(1.0, True), (0.5, True), (1.0, False)])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 2e-3)])
-def test_ranking_grads_equal_autograd_riemannian_gradients(dtype, tol, temperature):
+def test_ranking_grads_equal_autograd_riemannian_gradients(dtype, tol, temperature, exact):
     gen = torch.Generator().manual_seed(0)
     b, K, d = 5, 6, 4
     xu = _points(b, d, gen, dtype)
     xc = _points(b * (K + 1), d, gen, dtype).view(b, K + 1, d + 1)
     dropped = torch.zeros(b, K, dtype=torch.bool)
     dropped[1, 2] = dropped[3, 0] = True
-    loss, hu, hc = ranking_grads(xu.clone(), xc.clone(), dropped, temperature=temperature)
+    loss, hu, hc = ranking_grads(xu.clone(), xc.clone(), dropped, temperature=temperature,
+                                 exact=exact)
 
     pu = xu.clone().requires_grad_(True)
     pc = xc.clone().requires_grad_(True)
@@ -55,6 +57,44 @@ def test_ranking_grads_equal_autograd_riemannian_gradients(dtype, tol, temperatu
     # tangent vectors; a dropped negative gets no gradient
     assert _mink(hu, xu).abs().max() < tol * 10
     assert hc[1, 3].abs().max() == 0 and hc[3, 1].abs().max() == 0
+
+
+@pytest.mark.parametrize("radius", [0.5, 10.0, 19.5])
+def test_distance_has_no_cancellation_far_from_the_origin(radius):
+    """cosh d - 1 between rows at ``radius`` from the origin and rows up to ~3 away,
+    against 60-digit arithmetic on the same float64 space coordinates (a row's time
+    coordinate is sqrt(1 + |x_s|^2), as the trainer's ``project`` sets it).  Up to 10
+    from the origin the error is ~1e-12 relative; at 19.5 the directions' rounding
+    (1e-16 of a unit vector, against angles of ~1e-12 for d = 1e-3) allows ~1e-5 relative
+    in cosh d - 1, i.e. ~1e-8 absolute in d, where the Minkowski product is off by more
+    than the value itself."""
+    import mpmath
+    mpmath.mp.dps = 60
+    gen = torch.Generator().manual_seed(7)
+    d, n = 6, 8
+    e = torch.nn.functional.normalize(torch.randn(n, d, generator=gen, dtype=torch.float64), dim=1)
+    xs = math.sinh(radius) * e
+    # neighbours: a radial and an angular offset of 1e-3 .. 3 in hyperbolic distance
+    t = torch.tensor([1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 3.0, 0.05], dtype=torch.float64)
+    turn = torch.nn.functional.normalize(torch.randn(n, d, generator=gen, dtype=torch.float64), dim=1)
+    ys = torch.sinh(radius + t / 2).unsqueeze(1) * torch.nn.functional.normalize(
+        e + (t / 2 / math.sinh(radius)).unsqueeze(1) * turn, dim=1)
+    x = torch.cat([torch.sqrt(1 + (xs * xs).sum(1, keepdim=True)), xs], 1)
+    y = torch.cat([torch.sqrt(1 + (ys * ys).sum(1, keepdim=True)), ys], 1)
+    got = cosh_dist_minus_one(x, y)
+    naive = -_mink(x, y) - 1.0
+    worst = 0.0
+    for i in range(n):
+        px = [mpmath.mpf(float(v)) for v in xs[i]]
+        py = [mpmath.mpf(float(v)) for v in ys[i]]
+        a = mpmath.sqrt(1 + sum(v * v for v in px)) * mpmath.sqrt(1 + sum(v * v for v in py)) \
+            - sum(p * q for p, q in zip(px, py))
+        ref = float(a - 1)
+        assert abs(float(got[i]) - ref) <= (1e-9 if radius <= 10 else 1e-4) * ref, \
+            (i, float(got[i]), ref)
+        worst = max(worst, abs(float(naive[i]) - ref) / ref)
+    if radius > 19:
+        assert worst > 1.0         # what the trainer computed before
 
 
 def test_row_update_is_the_exponential_map_capped_at_max_step():
@@ -165,6 +205,10 @@ def test_config_rejects_what_the_fused_trainer_cannot_take():
         parse_config(["--workers", "0"])
     with pytest.raises(HGraphInputError, match="init_radius must be >= 0"):
         parse_config(["--init-radius", "-1"])
+    with pytest.raises(HGraphInputError, match="temperature is the fused trainer's"):
+        parse_config(["--encoder", "ramen", "--temperature", "0.5"])
+    with pytest.raises(HGraphInputError, match="temperature must be > 0"):
+        parse_config(["--encoder", "shallow", "--temperature", "0"])
     with pytest.raises(HGraphInputError, match="local_negatives is the fused trainer's"):
         parse_config(["--encoder", "ramen", "--local-negatives", "0.5"])
     with pytest.raises(HGraphInputError, match=r"local_negatives is a share in \[0, 1\)"):
@@ -189,10 +233,11 @@ def test_plateau_drops_the_rate_then_stops():
 
 def test_shallow_preset_is_fused_on_the_hyperboloid_unless_ruled_out():
     cfg, _ = parse_config(["--encoder", "shallow"])
-    assert (cfg.train.trainer, cfg.model.manifold, cfg.train.lr_schedule) == \
-        ("fused", "lorentz", "plateau")
+    assert (cfg.train.trainer, cfg.model.manifold, cfg.train.lr_schedule,
+            cfg.train.temperature) == ("fused", "lorentz", "plateau", 0.25)
     cfg, _ = parse_config(["--encoder", "shallow", "--manifold", "poincare"])
-    assert (cfg.train.trainer, cfg.train.lr_schedule) == ("loop", "constant")
+    assert (cfg.train.trainer, cfg.train.lr_schedule, cfg.train.temperature) == \
+        ("loop", "constant", 1.0)
     cfg, _ = parse_config(["--encoder", "shallow", "--reg-lambda", "0.5"])
     assert cfg.train.trainer == "loop"
 
