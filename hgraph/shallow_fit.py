@@ -15,8 +15,10 @@ Hierarchies in the Lorentz Model"):
   at distance 0 held WordNet mammals at MAP 0.935 instead of 0.97): ``d(u, v) + log sum_j exp(-d(u, j))`` over
   ``j in {v, n_1..n_K}`` (:func:`hgraph.losses.ranking_loss`), summed over
   the batch, so the learning rate is per pair and survives a change of
-  batch size;
-* ``d = arcosh(a)``, ``a = -<x, y>_L``; the Euclidean gradient of ``a`` in
+  batch size; with ``temperature`` T the distances are divided by T (the
+  preset's 0.25 keeps rows off the radius cap);
+* ``d = arcosh(a)``, ``a = -<x, y>_L``, ``a - 1`` computed without the
+  product's cancellation (:func:`cosh_dist_minus_one`); the Euclidean gradient of ``a`` in
   ``x`` is ``(y_0, -y_s)``, and the metric's inverse turns it into ``-y``: the
   Riemannian gradient of a pair term in ``x`` is ``-(dL/da) y`` projected on
   the tangent space ``h + <x, h>_L x``;
@@ -290,7 +292,10 @@ def cosh_dist_minus_one(x: Tensor, y: Tensor) -> Tensor:
         cosh d - 1 = (s_x - s_y)^2 (1 + cosh(r_x - r_y)) / (c_x + c_y)^2 + s_x s_y |e_x - e_y|^2 / 2
 
     (the radial part is ``cosh(r_x - r_y) - 1`` written as a square, the angular part
-    ``s_x s_y (1 - cos θ)``): two non-negative terms, each to float precision.
+    ``s_x s_y (1 - cos θ)``): two non-negative terms, each as precise as the rows'
+    float coordinates allow (tests: 1e-9 relative up to distance 10 from the origin; at
+    19.5 the rounding of the directions leaves ~1e-5 relative in ``cosh d - 1`` for
+    d = 1e-3, ~1e-8 absolute in d).
     """
     cx, cy = x[..., 0], y[..., 0]
     sx = torch.sqrt((cx - 1.0) * (cx + 1.0))      # = |x_s| for rows put back by project()
