@@ -431,8 +431,8 @@ def cone(edges: np.ndarray, num_nodes: int, dim: int, radius: Optional[float] = 
             d = g
         else:
             owner, p, _ = _expand(pptr, pars, c)
-            up = torch.zeros(n, dim, dtype=torch.float64).index_add_(
-                0, torch.from_numpy(owner), dirs[torch.from_numpy(p)])[ct]
+            up = torch.zeros(len(c), dim, dtype=torch.float64).index_add_(   # c is sorted
+                0, torch.from_numpy(np.searchsorted(c, owner)), dirs[torch.from_numpy(p)])
             multi = several[ct]
             up[multi] = torch.nn.functional.normalize(up[multi], dim=-1)
             d = up + (spread * 0.5 ** (step - 1) / math.sqrt(dim)) * g
