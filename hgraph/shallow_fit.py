@@ -72,7 +72,9 @@ class FitConfig:
     epochs: int = 200
     burnin: int = 0               # epochs at lr / burnin_lr_divisor at the start
     burnin_lr_divisor: float = 10.0
-    schedule: str = "constant"    # or 'plateau': lr x 0.2 when on_epoch's score stalls
+    #: 'constant'; 'plateau': lr x 0.2 when on_epoch's score stalls; 'linear': after burn-in
+    #: the rate falls linearly to lr / n over the n remaining epochs (a fixed budget)
+    schedule: str = "constant"
     patience: int = 4             # scores without a new best before a drop (or the stop)
     max_step: float = 0.1         # cap on a row's move per step (hyperbolic distance)
     max_radius: float = 20.0      # rows are kept within this distance of the origin
@@ -108,6 +110,9 @@ class FitConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.local_negatives < 1.0:
             raise ValueError(f"local_negatives is a share in [0, 1), got {self.local_negatives}")
+        if self.schedule not in ("constant", "plateau", "linear"):
+            raise ValueError(f"schedule must be 'constant', 'plateau' or 'linear', got "
+                             f"{self.schedule!r}")
         if self.init not in ("uniform", "cone"):
             raise ValueError(f"init must be 'uniform' or 'cone', got {self.init!r}")
 
@@ -312,7 +317,13 @@ def _mink(a: Tensor, b: Tensor) -> Tensor:
 
 
 def lr_at(cfg: FitConfig, epoch: int) -> float:
-    return cfg.lr / cfg.burnin_lr_divisor if epoch < cfg.burnin else cfg.lr
+    """The rate of 0-based ``epoch`` (as :func:`hgraph.train.lr_at` for the pipeline)."""
+    if epoch < cfg.burnin:
+        return cfg.lr / cfg.burnin_lr_divisor
+    if cfg.schedule == "linear":
+        n = max(cfg.epochs - cfg.burnin, 1)
+        return cfg.lr * max(n - (epoch - cfg.burnin), 1) / n
+    return cfg.lr
 
 
 class Plateau:

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML file: common, runs, compare, tune")
     p.add_argument("--tune", action="store_true", help="run the config's tune block first")
     p.add_argument("--only", help="comma-separated run names of the config to run")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the seeds a run folder already holds when they were run with the "
+                        "same settings (an interrupted run goes on with its next seed)")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="print the table of the finished runs under DIR (and the paired "
                         "bootstrap of hgcn vs ramen when both are there); runs nothing")
@@ -154,7 +157,7 @@ def main(argv=None) -> int:
             return report(args.report)
         if args.config is None:
             cfg = config_from_dict(_flags(args), "<command line>")
-            res = run_items(cfg, command=command)
+            res = run_items(cfg, command=command, resume=args.resume)
             from hgraph.tasks.items_report import table
             print(table({cfg.encoder: res["run_dir"]}))
             return 0
@@ -183,7 +186,8 @@ def main(argv=None) -> int:
                                     "name": name}, src)
             # the chosen trial's seed is not run twice
             trial = trial_dirs.get(name)
-            dirs[name] = run_items(cfg, command=command, reuse=trial)["run_dir"]
+            dirs[name] = run_items(cfg, command=command, reuse=trial,
+                                   resume=args.resume)["run_dir"]
         from hgraph.tasks.items_report import paired, paired_markdown, table
         print(f"\n{common.get('dataset', ItemTaskConfig.dataset)}: "
               f"{time.perf_counter() - t0:.0f} s\n")

@@ -335,3 +335,35 @@ tune:
     assert stamp == [(tmp_path / "tune" / f"ramen_{j}" / "metrics.json").stat().st_mtime_ns
                      for j in (0, 1)]
     assert "[tune] ramen trial 1" in capsys.readouterr().err
+
+
+@pytest.mark.xdist_group("minilm")
+def test_resume_keeps_the_seeds_a_run_folder_holds(tmp_path, capsys):
+    """--resume: an interrupted run (seed 0 finished) goes on with seed 1 and keeps seed 0
+    as it was; without it, or under other settings, seed 0 is run again."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "items_cli3", Path(__file__).resolve().parent.parent / "pipelines" / "items.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    base = ["--dataset", "csv:data/samples/hpo_slice_edges.csv",
+            "--items", "data/samples/hpo_slice_items.csv",
+            "--node-text", "data/samples/hpo_slice_text.csv", "--encoder", "ramen",
+            "--epochs", "1", "--negatives", "16", "--cost-items", "5", "--threads", "1",
+            "--out", str(tmp_path), "--name", "r", "--quiet"]
+    assert cli.main(base + ["--seeds", "0"]) == 0
+    run = tmp_path / "r"
+    first = json.loads((run / "metrics.json").read_text())["per_seed"][0]
+    stamp = (run / "per_item_seed0.npz").stat().st_mtime_ns
+    capsys.readouterr()
+    assert cli.main(base + ["--seeds", "0", "1", "--resume"]) == 0
+    per_seed = json.loads((run / "metrics.json").read_text())["per_seed"]
+    assert [p["seed"] for p in per_seed] == [0, 1]
+    assert per_seed[0] == first                          # kept, not recomputed
+    assert (run / "per_item_seed0.npz").stat().st_mtime_ns == stamp
+    assert (run / "per_item_seed1.npz").exists()
+    # other settings: nothing is kept
+    assert cli.main(base + ["--seeds", "0", "--resume", "--lr", "3e-3"]) == 0
+    assert (run / "per_item_seed0.npz").stat().st_mtime_ns != stamp

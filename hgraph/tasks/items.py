@@ -612,11 +612,14 @@ def _reusable(cfg: ItemTaskConfig, reuse) -> Dict[int, Tuple[Dict, Any, Path]]:
             if ps["seed"] in cfg.seeds}
 
 
-def run_items(cfg: ItemTaskConfig, command: str = "", reuse=None) -> Dict[str, Any]:
+def run_items(cfg: ItemTaskConfig, command: str = "", reuse=None,
+              resume: bool = False) -> Dict[str, Any]:
     """Run every seed of ``cfg``; write ``<out>/<name>/``; return the metrics.
 
     ``reuse``: a run folder whose seeds, run under the same settings, are
-    copied instead of recomputed (a tuned run takes its chosen trial's seed)."""
+    copied instead of recomputed (a tuned run takes its chosen trial's seed).
+    ``resume``: the seeds ``<out>/<name>/`` itself already holds under the same
+    settings are kept, so an interrupted run goes on with its next seed."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     from hgraph.train import resolve_device
@@ -629,16 +632,21 @@ def run_items(cfg: ItemTaskConfig, command: str = "", reuse=None) -> Dict[str, A
     per_seed, histories = [], []
     agg, meta = {}, {}
     done = _reusable(cfg, reuse)
+    if resume:
+        done.update(_reusable(cfg, run_dir))
     for seed in cfg.seeds:
         if seed in done:
             m, hist, src = done[seed]
             for f in (f"per_item_seed{seed}.npz", f"model_seed{seed}.pt"):
-                if (src / f).exists():
+                if (src / f).exists() and src.resolve() != run_dir.resolve():
                     shutil.copyfile(src / f, run_dir / f)
-            per_seed.append({**m, "reused_from": str(src)})
+            per_seed.append({**m, "reused_from": m.get("reused_from", str(src))}
+                            if src.resolve() != run_dir.resolve() else m)
             histories.append(hist)
             if cfg.progress:
-                print(f"[{cfg.encoder} seed {seed}] taken from {src} (same settings)",
+                print(f"[{cfg.encoder} seed {seed}] taken from {src} (same settings)"
+                      if src.resolve() != run_dir.resolve() else
+                      f"[{cfg.encoder} seed {seed}] already in {run_dir} (--resume)",
                       file=sys.stderr)
             agg, meta = _write_metrics(run_dir, cfg, command, per_seed, histories, data, device,
                                        t_wall, complete=seed == cfg.seeds[-1])
