@@ -58,7 +58,7 @@ def _evaluate(manifold_name: str, tax, z, sample: int, seed: int) -> dict:
             "sampled": bool(r["sampled"]), "eval_s": time.perf_counter() - t0}
 
 
-def _by_lineage(manifold_name: str, tax, z) -> dict:
+def _by_lineage(manifold_name: str, tax, z, sample: int = 0, seed: int = 0) -> dict:
     """Exact MAP / MR over the sources with a node of several parents among themselves and
     their ancestors (WordNet nouns: 21,524 of 82,115, a third of the closure pairs), and
     over the rest: a start built along one spanning tree puts the other lineage far away."""
@@ -73,7 +73,7 @@ def _by_lineage(manifold_name: str, tax, z) -> dict:
     out = {}
     for name, mask in (("several_parents", mixed), ("one_lineage", ~mixed)):
         r = reconstruction(make_manifold(manifold_name, 1.0), z,
-                           sp.diags(mask.astype(np.float64)) @ c)
+                           sp.diags(mask.astype(np.float64)) @ c, sample=sample or None, seed=seed)
         out[name] = {"sources": int(r["num_sources"]), "map": float(r["map"]),
                      "mean_rank": float(r["mean_rank"])}
     return out
@@ -98,9 +98,14 @@ def run_ours(a, fit_kwargs: dict) -> dict:
         if _due(epoch, a.eval_every):
             row = {"epoch": epoch, "train_s": rec["train_s"], "loss": rec["loss"],
                    **_evaluate("lorentz", tax, x, a.sample, a.seed)}
+            if a.lineage_sample and a.dataset == "nouns":
+                row["by_lineage"] = _by_lineage("lorentz", tax, x, a.lineage_sample, a.seed)
             curve.append(row)
             print(f"ours   epoch {epoch:4d}  {rec['train_s'] / 60:6.2f} min  loss {rec['loss']:.4f}"
-                  f"  MAP {row['map']:.4f}  MR {row['mean_rank']:9.2f}", flush=True)
+                  f"  MAP {row['map']:.4f}  MR {row['mean_rank']:9.2f}"
+                  + ("".join(f"  {k} {v['map']:.4f} / {v['mean_rank']:.2f}"
+                             for k, v in row["by_lineage"].items()) if "by_lineage" in row else ""),
+                  flush=True)
             return row["map"]           # drives schedule=plateau
         return None
 
@@ -235,6 +240,9 @@ def main(argv=None) -> int:
                     help="ours: FitConfig fields, e.g. lr=0.2 batch_size=1024 workers=2")
     ap.add_argument("--label", default=None, help="the curve's name in the report")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--lineage-sample", type=int, default=0,
+                    help="nouns: also rank this many sampled sources of each lineage group "
+                         "(several parents among self and ancestors, or not) along the curve")
     ap.add_argument("--save", default=None, help="ours: write the final table here (torch.save; "
                     "keep it out of git)")
     ap.add_argument("--plot", default=None)

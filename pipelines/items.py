@@ -101,16 +101,23 @@ def _flags(args) -> dict:
     return out
 
 
+def _settings(run: dict) -> dict:
+    """A run's entry of the config without the keys that are not run settings."""
+    return {k: v for k, v in (run or {}).items() if k != "tuned_as"}
+
+
 def tune(doc: dict, common: dict, src: str, command: str, only=None) -> Tuple[dict, dict]:
     """Trials of the ``tune`` block on one seed each (of the runs in ``only``,
     all when None) -> (the best trial's settings by validation P@1, its run
     folder) per run name.  A finished trial (its metrics.json exists) is read
     back, so the grid resumes."""
     chosen, where = {}, {}
+    if only is not None:    # a run `tuned_as: R` takes R's choice: R's trials are needed
+        only = set(only) | {(doc["runs"].get(n) or {}).get("tuned_as") for n in only} - {None}
     for name, trials in (doc.get("tune") or {}).items():
         if only is not None and name not in only:
             continue
-        base = {**common, **doc["runs"][name]}
+        base = {**common, **_settings(doc["runs"][name])}
         best = None
         for j, t in enumerate(trials):
             cfg = config_from_dict({**base, **t, "seeds": [base.get("seeds", [0])[0]],
@@ -182,8 +189,11 @@ def main(argv=None) -> int:
         for name in names:
             if name not in runs:
                 raise HGraphInputError(f"no run named {name!r}", file=src)
-            cfg = config_from_dict({**common, **runs[name], **chosen.get(name, {}),
-                                    "name": name}, src)
+            # `tuned_as: R`: the settings chosen for run R (e.g. the Euclidean twin of a
+            # tuned run gets its twin's rate, so only the manifold differs)
+            pick = chosen.get((runs[name] or {}).get("tuned_as", name), {})
+            cfg = config_from_dict({**common, **_settings(runs[name]), **pick, "name": name},
+                                   src)
             # the chosen trial's seed is not run twice
             trial = trial_dirs.get(name)
             dirs[name] = run_items(cfg, command=command, reuse=trial,

@@ -306,7 +306,8 @@ def test_tune_grid_picks_the_best_validation_trial_and_resumes(tmp_path, capsys)
   items: data/samples/hpo_slice_items.csv, node_text: data/samples/hpo_slice_text.csv,
   out: "{tmp_path}", epochs: 2, negatives: 32, hard_negatives: 2, mined_negatives: 2,
   cost_items: 5, threads: 1, progress: false, seeds: [0, 1]}}
-runs: {{features: {{encoder: features}}, ramen: {{encoder: ramen}}}}
+runs: {{features: {{encoder: features}}, ramen: {{encoder: ramen}},
+  twin: {{encoder: ramen, reg_lambda: 0.0, seeds: [0], tuned_as: ramen}}}}
 tune:
   ramen: [{{lr: 1.0e-9}}, {{lr: 3.0e-3}}]
   hgcn: [{{}}]
@@ -335,6 +336,13 @@ tune:
     assert stamp == [(tmp_path / "tune" / f"ramen_{j}" / "metrics.json").stat().st_mtime_ns
                      for j in (0, 1)]
     assert "[tune] ramen trial 1" in capsys.readouterr().err
+    # `tuned_as: ramen`: the twin runs with ramen's chosen rate, its trials read back
+    assert cli.main(["--config", str(cfg), "--tune", "--only", "twin"]) == 0
+    twin = json.loads((tmp_path / "twin" / "metrics.json").read_text())["run"]["config"]
+    assert twin["lr"] == 3.0e-3 and twin["reg_lambda"] == 0.0
+    assert stamp == [(tmp_path / "tune" / f"ramen_{j}" / "metrics.json").stat().st_mtime_ns
+                     for j in (0, 1)]
+    assert not (tmp_path / "tune" / "twin_0").exists()
 
 
 @pytest.mark.xdist_group("minilm")

@@ -231,6 +231,19 @@ def test_plateau_drops_the_rate_then_stops():
     assert q.update(0.5 + Plateau.MIN_DELTA * 0.9) == (True, True)
 
 
+def test_linear_schedule_falls_to_lr_over_n_after_burnin_and_fit_follows_it():
+    from hgraph.shallow_fit import lr_at
+    cfg = FitConfig(lr=2.0, epochs=6, burnin=2, burnin_lr_divisor=10, schedule="linear")
+    assert [lr_at(cfg, e) for e in range(6)] == pytest.approx([0.2, 0.2, 2.0, 1.5, 1.0, 0.5])
+    assert lr_at(replace(cfg, schedule="constant"), 5) == 2.0
+    with pytest.raises(ValueError, match="schedule"):
+        FitConfig(schedule="cosine")
+    tax = _small_tree()
+    res = fit(tax.closure, FitConfig(dim=5, lr=0.1, batch_size=64, epochs=4, init="uniform",
+                                     schedule="linear"), edges=tax.edges)
+    assert [h["lr"] for h in res.history] == pytest.approx([0.1, 0.075, 0.05, 0.025])
+
+
 def test_shallow_preset_is_fused_on_the_hyperboloid_unless_ruled_out():
     cfg, _ = parse_config(["--encoder", "shallow"])
     assert (cfg.train.trainer, cfg.model.manifold, cfg.train.lr_schedule,
