@@ -198,6 +198,91 @@ def test_local_negatives_are_drawn_below_v_and_weighted_to_estimate_the_uniform_
         FitConfig(local_negatives=1.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nearest_non_ancestors_are_the_nearest_rows_that_are_not_self_or_ancestors(dtype):
+    from hgraph.shallow_fit import nearest_non_ancestors
+    tax = _small_tree()
+    n = tax.num_nodes
+    c = tax.closure.tocoo()
+    keys = torch.from_numpy(np.sort(c.row.astype(np.int64) * n + c.col))
+    x = _points(n, 3, torch.Generator().manual_seed(6), dtype, scale=0.8)
+    k = 5
+    near = nearest_non_ancestors(x, keys, k, chunk=7)             # several chunks
+    d = torch.acosh((-_mink(x.unsqueeze(1).double(), x.unsqueeze(0).double())).clamp_min(1.0))
+    for u in range(n):
+        allowed = torch.ones(n, dtype=torch.bool)
+        allowed[u] = False
+        allowed[tax.closure[u].indices] = False
+        best = torch.sort(d[u][allowed])[0][:k]
+        assert bool(allowed[near[u]].all()) and near[u].unique().numel() == k
+        assert torch.allclose(torch.sort(d[u][near[u]])[0], best, atol=1e-4 if dtype == torch.float32 else 1e-9)
+
+
+def test_nearest_by_angle_lists_valid_near_rows_deterministically():
+    """The HNSW path (WordNet-sized tables): every listed row is neither u nor an ancestor,
+    no repeats, and most of the exact list is found."""
+    from hgraph.shallow_fit import nearest_non_ancestors
+    tax = _small_tree()
+    n = tax.num_nodes
+    c = tax.closure.tocoo()
+    keys = torch.from_numpy(np.sort(c.row.astype(np.int64) * n + c.col))
+    x = _points(n, 4, torch.Generator().manual_seed(6), torch.float64, scale=3.0)
+    near = nearest_non_ancestors(x, keys, 5, method="angle")
+    assert torch.equal(near, nearest_non_ancestors(x, keys, 5, method="angle"))
+    exact = nearest_non_ancestors(x, keys, 5, method="exact")
+    hits = 0
+    for u in range(n):
+        bad = {u, *tax.closure[u].indices.tolist()}
+        assert not bad & set(near[u].tolist()) and near[u].unique().numel() == 5
+        hits += len(set(near[u].tolist()) & set(exact[u].tolist()))
+    assert hits >= 0.6 * 5 * n
+    with pytest.raises(ValueError, match="method"):
+        nearest_non_ancestors(x, keys, 5, method="nope")
+
+
+def test_near_negatives_are_weighted_to_estimate_the_uniform_sum():
+    """With ``near_negatives`` half the draws come from u's neighbour list; with their
+    importance weights the sampled normaliser has the expectation of uniform draws'."""
+    from hgraph.shallow_fit import nearest_non_ancestors
+    tax = _small_tree()
+    n = tax.num_nodes
+    c = tax.closure.tocoo()
+    pairs = torch.from_numpy(np.stack([c.row, c.col], 1).astype(np.int64))
+    keys = torch.from_numpy(np.sort(c.row.astype(np.int64) * n + c.col))
+    x = _points(n, 3, torch.Generator().manual_seed(4), torch.float64, scale=0.8)
+    K, draws = 8, 40000
+    st = Stepper(x, pairs, keys, FitConfig(dim=3, negatives=K, near_negatives=0.5, near_k=6))
+    st.set_near(nearest_non_ancestors(x, keys, 6))
+    ancestors = {int(u): set(tax.closure[int(u)].indices.tolist()) for u in range(n)}
+    deep = max(range(n), key=lambda u: len(ancestors[u]))
+    parent = int(tax.edges[tax.edges[:, 0] == deep][0, 1])
+    d = torch.acosh((-_mink(x[deep].unsqueeze(0), x)).clamp_min(1.0))
+    cand, dropped, offset = st.negatives(torch.full((draws,), deep), torch.full((draws,), parent),
+                                         torch.Generator().manual_seed(5))
+    neg = cand[:, 1:]
+    assert set(neg[:, K // 2:].unique().tolist()) == set(st.near[deep].tolist())
+    terms = torch.where(dropped, torch.zeros_like(offset), torch.exp(offset - d[neg]))
+    allowed = torch.ones(n, dtype=torch.bool)
+    allowed[deep] = False
+    allowed[sorted(ancestors[deep])] = False
+    expected = K / n * torch.exp(-d[allowed]).sum()
+    assert float(terms.sum(1).mean()) == pytest.approx(float(expected), rel=0.03)
+    # unweighted, the estimate is biased toward the near nodes
+    raw = torch.where(dropped, torch.zeros_like(offset), torch.exp(-d[neg]))
+    assert float(raw.sum(1).mean()) > 1.1 * float(expected)
+    with pytest.raises(ValueError, match="near_negatives"):
+        FitConfig(near_negatives=0.5, workers=2)
+
+
+def test_fit_with_near_negatives_reconstructs_a_small_tree():
+    tax = _small_tree()
+    cfg = FitConfig(dim=5, lr=0.1, batch_size=64, epochs=40, init="cone", init_radius=4,
+                    near_negatives=0.5, near_k=8, near_every=5)
+    a = fit(tax.closure, cfg, edges=tax.edges)
+    assert torch.equal(a.x, fit(tax.closure, cfg, edges=tax.edges).x)
+    assert reconstruction(LORENTZ, a.x, tax.closure)["map"] >= 0.95
+
+
 def test_config_rejects_what_the_fused_trainer_cannot_take():
     with pytest.raises(HGraphInputError, match="plateau is the fused trainer's"):
         parse_config(["--encoder", "ramen", "--lr-schedule", "plateau"])
