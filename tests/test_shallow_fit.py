@@ -14,7 +14,7 @@ from hgraph.cli import parse_config
 from hgraph.errors import HGraphInputError
 from hgraph.eval.ranking import reconstruction
 from hgraph.shallow_fit import (FitConfig, Plateau, Stepper, cosh_dist_minus_one, fit,
-                                ranking_grads)
+                                init_table, ranking_grads)
 
 LORENTZ = geoopt.Lorentz()
 TREE = ["--gen-root-children", "4", "--gen-min-children", "2", "--gen-max-children", "4",
@@ -226,7 +226,9 @@ def test_nearest_by_angle_lists_valid_near_rows_deterministically():
     n = tax.num_nodes
     c = tax.closure.tocoo()
     keys = torch.from_numpy(np.sort(c.row.astype(np.int64) * n + c.col))
-    x = _points(n, 4, torch.Generator().manual_seed(6), torch.float64, scale=3.0)
+    # a tree-shaped table (nested cones, radius 4): far out, the nearest rows lie in u's
+    # direction (on WordNet nouns' trained table the lists share 35% with the exact ones)
+    x = init_table(FitConfig(dim=4, init="cone", init_radius=4.0), n, tax.edges)
     near = nearest_non_ancestors(x, keys, 5, method="angle")
     assert torch.equal(near, nearest_non_ancestors(x, keys, 5, method="angle"))
     exact = nearest_non_ancestors(x, keys, 5, method="exact")
@@ -235,7 +237,7 @@ def test_nearest_by_angle_lists_valid_near_rows_deterministically():
         bad = {u, *tax.closure[u].indices.tolist()}
         assert not bad & set(near[u].tolist()) and near[u].unique().numel() == 5
         hits += len(set(near[u].tolist()) & set(exact[u].tolist()))
-    assert hits >= 0.6 * 5 * n
+    assert hits >= 0.8 * 5 * n
     with pytest.raises(ValueError, match="method"):
         nearest_non_ancestors(x, keys, 5, method="nope")
 
