@@ -95,6 +95,10 @@ class FitConfig:
     near_k: int = 64
     near_every: int = 10
     near_method: str = "auto"     # :func:`nearest_non_ancestors`
+    #: False: no importance weights on the near draws, so the loss itself leans on the
+    #: intruders (with K uniform negatives out of n nodes a node at u's ancestor's distance
+    #: weighs K / n in the normaliser: ~1,600 of them on nouns double it)
+    near_weighted: bool = True
     #: logits are -d / temperature: below 1 the loss is satisfied at proportionally smaller
     #: distances, so rows drift less far out (the loss always pays for spreading outward)
     temperature: float = 1.0
@@ -249,8 +253,9 @@ class Stepper:
             L, k = self.near_n, self.near_k
             pick = torch.randint(k, (b, L), generator=gen)
             cand[:, K + 1 - L:] = self.near[u.unsqueeze(1), pick]
-            listed = _member(self.near_keys, u.unsqueeze(1) * n + cand[:, 1:]).to(torch.float64)
-            offset = -torch.log(((K - L) + L * m * listed / k) / K)
+            if cfg.near_weighted:
+                listed = _member(self.near_keys, u.unsqueeze(1) * n + cand[:, 1:])
+                offset = -torch.log(((K - L) + L * m * listed.to(torch.float64) / k) / K)
         dropped = cand[:, 1:] == u.unsqueeze(1)      # u itself is never its own negative
         if self.keys is not None and cfg.filter_ancestors:
             dropped |= _member(self.keys, u.unsqueeze(1) * n + cand[:, 1:])

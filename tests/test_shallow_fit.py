@@ -272,6 +272,13 @@ def test_near_negatives_are_weighted_to_estimate_the_uniform_sum():
     # unweighted, the estimate is biased toward the near nodes
     raw = torch.where(dropped, torch.zeros_like(offset), torch.exp(-d[neg]))
     assert float(raw.sum(1).mean()) > 1.1 * float(expected)
+    # near_weighted=False: the same draws, no weights (the loss leans on the near nodes)
+    st2 = Stepper(x, pairs, keys, FitConfig(dim=3, negatives=K, near_negatives=0.5, near_k=6,
+                                            near_weighted=False))
+    st2.set_near(st.near)
+    cand2, _, offset2 = st2.negatives(torch.full((draws,), deep), torch.full((draws,), parent),
+                                      torch.Generator().manual_seed(5))
+    assert offset2 is None and torch.equal(cand2, cand)
     with pytest.raises(ValueError, match="near_negatives"):
         FitConfig(near_negatives=0.5, workers=2)
 
