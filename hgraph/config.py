@@ -153,6 +153,14 @@ class TrainConfig:
                                  "positive's descendants (u's siblings and cousins for a near "
                                  "ancestor), importance-weighted so the loss estimates the same "
                                  "objective as uniform draws with less variance; in [0, 1)")
+    near_negatives: float = opt(0.0, "fused trainer: share of the negatives drawn among u's "
+                                "--near-k nearest non-ancestors in the current table "
+                                "(recomputed every --near-every epochs), importance-weighted as "
+                                "--local-negatives; the nodes that outrank u's ancestors are "
+                                "rarely among uniform draws on a large taxonomy; in [0, 1)")
+    near_k: int = opt(64, "fused trainer: length of each node's --near-negatives list")
+    near_every: int = opt(10, "fused trainer: epochs between recomputations of the "
+                          "--near-negatives lists")
     temperature: float = opt(1.0, "fused trainer: the ranking loss's logits are -distance / "
                              "this; below 1 the loss is satisfied at proportionally smaller "
                              "distances, so rows drift less far from the origin")
@@ -554,6 +562,13 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
         bad(f"train.workers must be >= 1, got {t.workers}")
     if not 0 <= t.local_negatives < 1:
         bad(f"train.local_negatives is a share in [0, 1), got {t.local_negatives:g}")
+    if not 0 <= t.near_negatives < 1:
+        bad(f"train.near_negatives is a share in [0, 1), got {t.near_negatives:g}")
+    if t.near_k < 1 or t.near_every < 1:
+        bad(f"train.near_k and train.near_every must be >= 1, got {t.near_k}, {t.near_every}")
+    if t.near_negatives and (t.trainer != "fused" or t.workers > 1 or t.local_negatives):
+        bad("train.near_negatives is the fused trainer's, with one worker and without "
+            "local_negatives", fix="add --trainer fused --workers 1 --local-negatives 0")
     if not t.temperature > 0:
         bad(f"train.temperature must be > 0, got {t.temperature:g}")
     if t.temperature != 1.0 and t.trainer != "fused":

@@ -619,6 +619,8 @@ def fit_model(model, data, tcfg, *, seed: int, device=None, progress: bool = Tru
                     lr=tcfg.lr, epochs=tcfg.epochs, burnin=tcfg.burnin,
                     burnin_lr_divisor=tcfg.burnin_lr_divisor, workers=tcfg.workers, seed=seed,
                     local_negatives=tcfg.local_negatives, temperature=tcfg.temperature,
+                    near_negatives=tcfg.near_negatives, near_k=tcfg.near_k,
+                    near_every=tcfg.near_every,
                     schedule="plateau" if tcfg.lr_schedule == "plateau" else "constant",
                     patience=tcfg.patience)
     pairs = torch.as_tensor(np.asarray(data.positives), dtype=torch.long)
@@ -627,8 +629,14 @@ def fit_model(model, data, tcfg, *, seed: int, device=None, progress: bool = Tru
     keys = torch.from_numpy(np.asarray(data.sampler.keys, dtype=np.int64))
     cands = None if data.sampler.candidates is None else \
         torch.as_tensor(np.asarray(data.sampler.candidates), dtype=torch.long)
+    if cfg.near_negatives and cands is not None:
+        from hgraph.errors import HGraphInputError
+        raise HGraphInputError("--near-negatives ranks every node as a neighbour; this run "
+                               "holds nodes out of the candidates",
+                               fix="--inductive-frac 0, or --near-negatives 0")
     w = model.weight
     x = w.detach().to("cpu", torch.float64).clone().contiguous()
+    near = None
     gen = torch.Generator().manual_seed(seed)
     res, start, best_x = TrainResult(), 0, None
     plateau = Plateau(cfg.patience, Plateau.DROPS if cfg.schedule == "plateau" else 0)
@@ -638,17 +646,26 @@ def fit_model(model, data, tcfg, *, seed: int, device=None, progress: bool = Tru
         gen.set_state(st["gen"])
         res, start, best_x, plateau = st["result"], int(resume["epoch"]), st["best_x"], \
             st["plateau"]
+        near = st.get("near")
 
     def put(table: Tensor) -> None:
         with torch.no_grad():
             w.copy_(table.to(w))
 
     workers = _Workers(x, pairs, keys, cfg, cands)
+    if near is not None:
+        workers.stepper.set_near(near)
     bar = tqdm(total=cfg.epochs, initial=start, desc="fused", unit="epoch", disable=not progress)
     t_start = time.perf_counter() - res.train_time_s
     try:
         for epoch in range(start, cfg.epochs):
             lr = train_lr_at(tcfg, epoch) * plateau.scale
+            if cfg.near_negatives and epoch % cfg.near_every == 0:
+                t_near = time.perf_counter()
+                near = nearest_non_ancestors(x, keys, cfg.near_k, cfg.near_method)
+                workers.stepper.set_near(near)
+                if progress:
+                    bar.set_postfix_str(f"near lists {time.perf_counter() - t_near:.1f} s")
             loss = workers.epoch(torch.randperm(pairs.shape[0], generator=gen), lr, gen)
             if not math.isfinite(loss) or not bool(torch.isfinite(x).all()):
                 from hgraph.train import TrainingDiverged
@@ -682,7 +699,7 @@ def fit_model(model, data, tcfg, *, seed: int, device=None, progress: bool = Tru
                     tcfg.checkpoint_every and (epoch + 1) % tcfg.checkpoint_every == 0)):
                 checkpoint(epoch + 1, {"fused": {"x": x.clone(), "gen": gen.get_state(),
                                                  "result": res, "best_x": best_x,
-                                                 "plateau": plateau}})
+                                                 "plateau": plateau, "near": near}})
             if res.stopped_early:
                 break
     finally:

@@ -307,6 +307,10 @@ def test_config_rejects_what_the_fused_trainer_cannot_take():
         parse_config(["--encoder", "ramen", "--local-negatives", "0.5"])
     with pytest.raises(HGraphInputError, match=r"local_negatives is a share in \[0, 1\)"):
         parse_config(["--encoder", "shallow", "--local-negatives", "1"])
+    with pytest.raises(HGraphInputError, match="near_negatives is the fused trainer's"):
+        parse_config(["--encoder", "shallow", "--near-negatives", "0.2", "--workers", "2"])
+    with pytest.raises(HGraphInputError, match=r"near_negatives is a share in \[0, 1\)"):
+        parse_config(["--encoder", "shallow", "--near-negatives", "1"])
 
 
 def test_plateau_drops_the_rate_then_stops():
@@ -380,9 +384,13 @@ def _prepared(*extra):
     return cfg, build
 
 
-def test_fused_resume_from_checkpoint_equals_uninterrupted(checkpoint_at):
+@pytest.mark.parametrize("extra", [(), ("--near-negatives", "0.2", "--near-k", "4",
+                                        "--near-every", "3")])
+def test_fused_resume_from_checkpoint_equals_uninterrupted(checkpoint_at, extra):
+    """Resumed at epoch 5 (with near lists: between two recomputations, at 3 and 6, so the
+    checkpoint's lists are the ones used) the run ends as the uninterrupted one."""
     from hgraph.shallow_fit import fit_model
-    cfg, build = _prepared()
+    cfg, build = _prepared(*extra)
     tc = replace(cfg.train, epochs=8, checkpoint_every=1, eval_every=2, patience=0)
     checkpoint, load = checkpoint_at(5)
     m1, d1 = build()
