@@ -407,13 +407,10 @@ def _mink(a: Tensor, b: Tensor) -> Tensor:
 
 
 def lr_at(cfg: FitConfig, epoch: int) -> float:
-    """The rate of 0-based ``epoch`` (as :func:`hgraph.train.lr_at` for the pipeline)."""
-    if epoch < cfg.burnin:
-        return cfg.lr / cfg.burnin_lr_divisor
-    if cfg.schedule == "linear":
-        n = max(cfg.epochs - cfg.burnin, 1)
-        return cfg.lr * max(n - (epoch - cfg.burnin), 1) / n
-    return cfg.lr
+    """The rate of 0-based ``epoch`` (the pipeline's rule, :func:`hgraph.train.rate_at`)."""
+    from hgraph.train import rate_at
+    return rate_at(cfg.lr, epoch, cfg.epochs, cfg.burnin, cfg.burnin_lr_divisor,
+                   linear=cfg.schedule == "linear")
 
 
 class Plateau:

@@ -394,12 +394,20 @@ def lr_at(cfg, epoch: int) -> float:
 
     With ``lr_unit`` pair the rate applies to each positive pair (the loop
     sums the step's loss over its pairs), with batch to the step's mean."""
-    if epoch < cfg.burnin:
-        return cfg.lr / cfg.burnin_lr_divisor
-    if cfg.lr_schedule == "linear":
-        n = max(cfg.epochs - cfg.burnin, 1)
-        return cfg.lr * max(n - (epoch - cfg.burnin), 1) / n
-    return cfg.lr
+    return rate_at(cfg.lr, epoch, cfg.epochs, cfg.burnin, cfg.burnin_lr_divisor,
+                   linear=cfg.lr_schedule == "linear")
+
+
+def rate_at(lr: float, epoch: int, epochs: int, burnin: int, burnin_lr_divisor: float,
+            linear: bool) -> float:
+    """The rule of :func:`lr_at` on plain numbers (also the fused trainer's
+    :func:`hgraph.shallow_fit.lr_at`)."""
+    if epoch < burnin:
+        return lr / burnin_lr_divisor
+    if linear:
+        n = max(epochs - burnin, 1)
+        return lr * max(n - (epoch - burnin), 1) / n
+    return lr
 
 
 def _set_lr(opt, lr: float) -> None:

@@ -160,24 +160,36 @@ def test_negatives_skip_the_anchor_and_its_ancestors():
     del closure
 
 
-def test_local_negatives_are_drawn_below_v_and_weighted_to_estimate_the_uniform_sum():
-    """With ``local_negatives`` half the draws come from v's descendants; with their
-    importance weights the sampled normaliser sum_j w_j exp(-d(u, j)) has the
-    expectation of K uniform draws' (K / n) sum over the nodes that are not u or u's
-    ancestors, for a deep pair (v = u's parent) and for v = the root."""
+def _sampling_case():
+    """The small tree's closure pairs and keys, random points, its deepest node u with its
+    parent, u's distances to every node, and the uniform draw's expected term per
+    negative: (1 / n) sum of exp(-d(u, j)) over the j that are not u or u's ancestors."""
     tax = _small_tree()
     n = tax.num_nodes
     c = tax.closure.tocoo()
     pairs = torch.from_numpy(np.stack([c.row, c.col], 1).astype(np.int64))
     keys = torch.from_numpy(np.sort(c.row.astype(np.int64) * n + c.col))
     x = _points(n, 3, torch.Generator().manual_seed(4), torch.float64, scale=0.8)
-    K, draws = 8, 40000
-    st = Stepper(x, pairs, keys, FitConfig(dim=3, negatives=K, local_negatives=0.5))
     ancestors = {int(u): set(tax.closure[int(u)].indices.tolist()) for u in range(n)}
     deep = max(range(n), key=lambda u: len(ancestors[u]))
     parent = int(tax.edges[tax.edges[:, 0] == deep][0, 1])
-    root = next(a for a in ancestors[deep] if not ancestors[a])
     d = torch.acosh((-_mink(x[deep].unsqueeze(0), x)).clamp_min(1.0))
+    allowed = torch.ones(n, dtype=torch.bool)
+    allowed[deep] = False
+    allowed[sorted(ancestors[deep])] = False
+    expected = float(torch.exp(-d[allowed]).sum()) / n
+    return n, c, pairs, keys, x, ancestors, deep, parent, d, expected
+
+
+def test_local_negatives_are_drawn_below_v_and_weighted_to_estimate_the_uniform_sum():
+    """With ``local_negatives`` half the draws come from v's descendants; with their
+    importance weights the sampled normaliser sum_j w_j exp(-d(u, j)) has the
+    expectation of K uniform draws' (K / n) sum over the nodes that are not u or u's
+    ancestors, for a deep pair (v = u's parent) and for v = the root."""
+    n, c, pairs, keys, x, ancestors, deep, parent, d, expected = _sampling_case()
+    K, draws = 8, 40000
+    st = Stepper(x, pairs, keys, FitConfig(dim=3, negatives=K, local_negatives=0.5))
+    root = next(a for a in ancestors[deep] if not ancestors[a])
     for v in (parent, root):
         u_t = torch.full((draws,), deep)
         cand, dropped, offset = st.negatives(u_t, torch.full((draws,), v),
@@ -188,12 +200,7 @@ def test_local_negatives_are_drawn_below_v_and_weighted_to_estimate_the_uniform_
         assert bool(dropped[neg == deep].all())
         assert bool(dropped[torch.isin(neg, torch.tensor(sorted(ancestors[deep])))].all())
         terms = torch.where(dropped, torch.zeros_like(offset), torch.exp(offset - d[neg]))
-        estimate = terms.sum(1).mean()
-        allowed = torch.ones(n, dtype=torch.bool)
-        allowed[deep] = False
-        allowed[sorted(ancestors[deep])] = False
-        expected = K / n * torch.exp(-d[allowed]).sum()
-        assert float(estimate) == pytest.approx(float(expected), rel=0.03), v
+        assert float(terms.sum(1).mean()) == pytest.approx(K * expected, rel=0.03), v
     with pytest.raises(ValueError, match="local_negatives"):
         FitConfig(local_negatives=1.0)
 
@@ -246,32 +253,19 @@ def test_near_negatives_are_weighted_to_estimate_the_uniform_sum():
     """With ``near_negatives`` half the draws come from u's neighbour list; with their
     importance weights the sampled normaliser has the expectation of uniform draws'."""
     from hgraph.shallow_fit import nearest_non_ancestors
-    tax = _small_tree()
-    n = tax.num_nodes
-    c = tax.closure.tocoo()
-    pairs = torch.from_numpy(np.stack([c.row, c.col], 1).astype(np.int64))
-    keys = torch.from_numpy(np.sort(c.row.astype(np.int64) * n + c.col))
-    x = _points(n, 3, torch.Generator().manual_seed(4), torch.float64, scale=0.8)
+    n, c, pairs, keys, x, ancestors, deep, parent, d, expected = _sampling_case()
     K, draws = 8, 40000
     st = Stepper(x, pairs, keys, FitConfig(dim=3, negatives=K, near_negatives=0.5, near_k=6))
     st.set_near(nearest_non_ancestors(x, keys, 6))
-    ancestors = {int(u): set(tax.closure[int(u)].indices.tolist()) for u in range(n)}
-    deep = max(range(n), key=lambda u: len(ancestors[u]))
-    parent = int(tax.edges[tax.edges[:, 0] == deep][0, 1])
-    d = torch.acosh((-_mink(x[deep].unsqueeze(0), x)).clamp_min(1.0))
     cand, dropped, offset = st.negatives(torch.full((draws,), deep), torch.full((draws,), parent),
                                          torch.Generator().manual_seed(5))
     neg = cand[:, 1:]
     assert set(neg[:, K // 2:].unique().tolist()) == set(st.near[deep].tolist())
     terms = torch.where(dropped, torch.zeros_like(offset), torch.exp(offset - d[neg]))
-    allowed = torch.ones(n, dtype=torch.bool)
-    allowed[deep] = False
-    allowed[sorted(ancestors[deep])] = False
-    expected = K / n * torch.exp(-d[allowed]).sum()
-    assert float(terms.sum(1).mean()) == pytest.approx(float(expected), rel=0.03)
+    assert float(terms.sum(1).mean()) == pytest.approx(K * expected, rel=0.03)
     # unweighted, the estimate is biased toward the near nodes
     raw = torch.where(dropped, torch.zeros_like(offset), torch.exp(-d[neg]))
-    assert float(raw.sum(1).mean()) > 1.1 * float(expected)
+    assert float(raw.sum(1).mean()) > 1.1 * K * expected
     # near_weighted=False: the same draws, no weights (the loss leans on the near nodes)
     st2 = Stepper(x, pairs, keys, FitConfig(dim=3, negatives=K, near_negatives=0.5, near_k=6,
                                             near_weighted=False))
