@@ -237,6 +237,53 @@ def test_mined_negatives_are_the_nearest_wrong_categories(dtype):
     assert m.training
 
 
+@pytest.mark.parametrize("pool", ["all", "trained"])
+def test_negative_pool_trained_draws_only_categories_with_training_items(pool):
+    """negative_pool="trained": every category a training step scores (uniform, sibling
+    and mined negatives) has a training item; "all" also draws the others."""
+    from types import SimpleNamespace
+    from hgraph.tasks.items import ItemTaskConfig, train_items
+    # a 3-level tree: root 0, 4 inner nodes, 5 leaves under each
+    child, parent = [], []
+    for a in range(1, 5):
+        child.append(a)
+        parent.append(0)
+        for j in range(5):
+            child.append(5 * a + j)
+            parent.append(a)
+    tax = Taxonomy.from_edges(child, parent)
+    N = tax.num_nodes
+    leaf = np.array([tax.index(5 * a + j) for a in range(1, 5) for j in range(5)])
+    x = torch.nn.functional.normalize(torch.randn(N, 8, generator=torch.Generator().manual_seed(0)),
+                                      dim=-1)
+    # items on half of the leaves only
+    cats = np.repeat(leaf[::2], 4)
+    items = Items([f"i{k}" for k in range(len(cats))], cats, None)
+    sp_ = make_item_splits(items, N, zero_shot_frac=0.0, val_frac=0.25, test_frac=0.0, seed=0)
+    trained = np.zeros(N, dtype=bool)
+    trained[sp_.category[sp_.rows("train")]] = True
+    xi = x[torch.as_tensor(cats)] + 0.1 * torch.randn(len(cats), 8)
+    data = SimpleNamespace(tax=tax, cand=np.arange(1, N), x_items=xi,
+                           truth=[np.array([c]) for c in cats])
+    ball = M.make_manifold("poincare", 1.0, False)
+    torch.manual_seed(0)
+    m = SiameseModel(ball, x, torch.zeros(2, 0, dtype=torch.long), hidden=16)
+    seen = []
+    orig = m.categories
+
+    def spy(ids=None):
+        if ids is not None and m.training:
+            seen.append(ids.detach().numpy().copy())
+        return orig(ids)
+    m.categories = spy
+    cfg = ItemTaskConfig(negative_pool=pool, epochs=2, batch_size=8, negatives=16,
+                         hard_negatives=2, mined_negatives=2, mine_k=4, progress=False)
+    train_items(m, data, sp_, cfg, seed=0)
+    scored = np.unique(np.concatenate(seen))
+    assert scored.size and np.isin(sp_.category[sp_.rows("train")], scored).all()
+    assert trained[scored].all() == (pool == "trained")
+
+
 # ------------------------------------------------------------------ end to end
 @pytest.mark.xdist_group("minilm")
 def test_end_to_end_on_the_committed_slice_learns(tmp_path, capsys):
@@ -372,6 +419,12 @@ def test_resume_keeps_the_seeds_a_run_folder_holds(tmp_path, capsys):
     assert per_seed[0] == first                          # kept, not recomputed
     assert (run / "per_item_seed0.npz").stat().st_mtime_ns == stamp
     assert (run / "per_item_seed1.npz").exists()
+    # a run made before a setting existed did what its default does: still kept
+    m = json.loads((run / "metrics.json").read_text())
+    del m["run"]["config"]["negative_pool"]
+    (run / "metrics.json").write_text(json.dumps(m))
+    assert cli.main(base + ["--seeds", "0", "1", "--resume"]) == 0
+    assert (run / "per_item_seed0.npz").stat().st_mtime_ns == stamp
     # other settings: nothing is kept
     assert cli.main(base + ["--seeds", "0", "--resume", "--lr", "3e-3"]) == 0
     assert (run / "per_item_seed0.npz").stat().st_mtime_ns != stamp

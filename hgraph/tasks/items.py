@@ -77,6 +77,10 @@ class ItemTaskConfig:
     hard_negatives: int = 16              # per item: siblings, then same-level categories
     mined_negatives: int = 16             # per item: drawn from its nearest wrong categories
     mine_k: int = 50                      # ... the model's top mine_k, refreshed every epoch
+    # negatives (uniform, hard, mined) drawn among: "all" candidates, or only the "trained"
+    # ones (categories with a training item): then no category is pushed away from items
+    # merely for having none, the bias that costs zero-shot categories their items
+    negative_pool: str = "all"
     reg_lambda: float = 0.0               # graph regulariser weight (category triplets)
     reg_kinds: Tuple[str, ...] = ("ancestor", "sibling")
     reg_margin: float = 0.1
@@ -113,6 +117,9 @@ def config_from_dict(d: Dict[str, Any], source: str = "<config>") -> ItemTaskCon
     if cfg.encoder not in ITEM_ENCODERS:
         raise HGraphInputError(f"unknown encoder {cfg.encoder!r} for the item task", file=source,
                                fix=f"choose from {', '.join(ITEM_ENCODERS)}")
+    if cfg.negative_pool not in ("all", "trained"):
+        raise HGraphInputError(f"negative_pool is 'all' or 'trained', not {cfg.negative_pool!r}",
+                               file=source)
     if cfg.manifold not in ("poincare", "euclidean"):
         raise HGraphInputError(f"the item task runs on poincare or euclidean, not "
                                f"{cfg.manifold!r}", file=source)
@@ -248,24 +255,26 @@ class HardNegatives:
 
 @torch.no_grad()
 def mine_negatives(model: ItemModel, data: ItemData, items: np.ndarray, k: int,
-                   chunk: int = 1024) -> np.ndarray:
-    """(n, k) global ids of the ``k`` candidates nearest each item of ``items``
-    under the current model that are none of the item's true categories (as
-    extreme-classification training mines them: ANCE, NGAME).  Training items only."""
-    zc = embed_categories(model, data.cand)
+                   chunk: int = 1024, cand: Optional[np.ndarray] = None) -> np.ndarray:
+    """(n, k) global ids of the ``k`` candidates (of ``cand``, default all)
+    nearest each item of ``items`` under the current model that are none of
+    the item's true categories (as extreme-classification training mines
+    them: ANCE, NGAME).  Training items only."""
+    cand = data.cand if cand is None else cand
+    zc = embed_categories(model, cand)
     model.eval()
     extra = max(len(data.truth[i]) for i in items) if len(items) else 0
-    kk = min(k + extra, len(data.cand))
+    kk = min(k + extra, len(cand))
     out = np.empty((len(items), k), dtype=np.int64)
     x = data.x_items
     for a in range(0, len(items), chunk):
         ids = items[a:a + chunk]
         zi = model.items(x[torch.as_tensor(ids, device=x.device)])
         near = M.pairwise_dist(model.manifold, zi, zc).topk(kk, dim=1, largest=False).indices
-        near = data.cand[near.cpu().numpy()]
+        near = cand[near.cpu().numpy()]
         for r, i in enumerate(ids):
             row = near[r][~np.isin(near[r], data.truth[i])][:k]
-            out[a + r] = np.resize(row, k) if len(row) else data.cand[:k]
+            out[a + r] = np.resize(row, k) if len(row) else cand[:k]
     model.train()
     return out
 
@@ -318,7 +327,9 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
     dev = data.x_items.device
     train_rows = sp.rows("train")
     item_of, cat_of = sp.item[train_rows], sp.category[train_rows]
-    hard = HardNegatives(data.tax, data.cand)
+    neg_cand = data.cand if cfg.negative_pool == "all" else \
+        np.intersect1d(data.cand, cat_of)
+    hard = HardNegatives(data.tax, neg_cand)
     reg = None
     if cfg.reg_lambda > 0:
         allowed = np.zeros(data.tax.num_nodes, dtype=bool)
@@ -352,7 +363,7 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
         tqdm = None
     for epoch in range(1, cfg.epochs + 1):
         perm = rng.permutation(len(train_rows))
-        mined = mine_negatives(model, data, item_of, cfg.mine_k) \
+        mined = mine_negatives(model, data, item_of, cfg.mine_k, cand=neg_cand) \
             if cfg.mined_negatives > 0 else None
         losses = []
         it = range(steps_per_epoch)
@@ -363,7 +374,7 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
             if not len(b):
                 continue
             bi, bc = item_of[b], cat_of[b]
-            neg = [rng.choice(data.cand, size=cfg.negatives)]
+            neg = [rng.choice(neg_cand, size=cfg.negatives)]
             if cfg.hard_negatives > 0:
                 neg.append(hard.sample(bc, cfg.hard_negatives, rng))
             if mined is not None:
@@ -605,7 +616,10 @@ def _reusable(cfg: ItemTaskConfig, reuse) -> Dict[int, Tuple[Dict, Any, Path]]:
     m = json.loads((Path(reuse) / "metrics.json").read_text())
     hist = json.loads((Path(reuse) / "history.json").read_text())
     mine = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_RESULT}
-    theirs = {k: v for k, v in m["run"]["config"].items() if k not in _NOT_RESULT}
+    # a setting added after that run was made is taken at its default (which is
+    # what that run did)
+    theirs = {k: v for k, v in {**ItemTaskConfig().to_dict(), **m["run"]["config"]}.items()
+              if k not in _NOT_RESULT}
     if mine != theirs:
         return {}
     return {ps["seed"]: (ps, h, Path(reuse)) for ps, h in zip(m["per_seed"], hist)
