@@ -76,6 +76,7 @@ class FitConfig:
     #: the rate falls linearly to lr / n over the n remaining epochs (a fixed budget)
     schedule: str = "constant"
     patience: int = 4             # scores without a new best before a drop (or the stop)
+    drops: int = 3                # 'plateau': rate drops before a stall stops training
     max_step: float = 0.1         # cap on a row's move per step (hyperbolic distance)
     max_radius: float = 20.0      # rows are kept within this distance of the origin
     init: str = "uniform"         # 'uniform' (tangent U(-init_scale, init_scale) at the origin) or 'cone'
@@ -128,6 +129,8 @@ class FitConfig:
             raise ValueError("near_k and near_every must be >= 1")
         if not 0.0 <= self.local_negatives < 1.0:
             raise ValueError(f"local_negatives is a share in [0, 1), got {self.local_negatives}")
+        if self.drops < 0:
+            raise ValueError(f"drops must be >= 0, got {self.drops}")
         if self.schedule not in ("constant", "plateau", "linear"):
             raise ValueError(f"schedule must be 'constant', 'plateau' or 'linear', got "
                              f"{self.schedule!r}")
@@ -538,7 +541,7 @@ def fit(closure: sp.spmatrix, cfg: FitConfig, edges: Optional[np.ndarray] = None
     gen = torch.Generator().manual_seed(cfg.seed)
     res = FitResult(x=x, config=asdict(cfg))
     workers = _Workers(x, pairs, keys, cfg)
-    plateau = Plateau(cfg.patience, Plateau.DROPS if cfg.schedule == "plateau" else 0)
+    plateau = Plateau(cfg.patience, cfg.drops if cfg.schedule == "plateau" else 0)
     train_s = 0.0
     try:
         for epoch in range(cfg.epochs):

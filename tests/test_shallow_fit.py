@@ -323,6 +323,20 @@ def test_plateau_drops_the_rate_then_stops():
     assert q.update(0.5 + Plateau.MIN_DELTA * 0.9) == (True, True)
 
 
+@pytest.mark.parametrize("drops", [0, 2])
+def test_fit_takes_drops_rate_drops_before_a_stall_stops_it(drops):
+    """schedule 'plateau', patience 1, a score that never improves: the first epoch sets
+    the reference, each later one drops the rate (``drops`` times), the next one stops."""
+    tax = _small_tree()
+    res = fit(tax.closure, FitConfig(dim=3, lr=0.1, epochs=20, schedule="plateau", patience=1,
+                                     drops=drops, init="uniform", seed=0),
+              edges=tax.edges, on_epoch=lambda e, x, rec: 0.5)
+    assert [h["lr"] for h in res.history] == pytest.approx(
+        [0.1, 0.1] + [0.1 * Plateau.FACTOR ** k for k in range(1, drops + 1)])
+    with pytest.raises(ValueError, match="drops must be >= 0"):
+        FitConfig(drops=-1)
+
+
 def test_linear_schedule_falls_to_lr_over_n_after_burnin_and_fit_follows_it():
     from hgraph.shallow_fit import lr_at
     cfg = FitConfig(lr=2.0, epochs=6, burnin=2, burnin_lr_divisor=10, schedule="linear")
