@@ -42,6 +42,8 @@ HELP = {"dataset": "taxonomy (as pipelines/run.py --dataset); icd10cm:no7th = 47
         "manifold": "poincare or euclidean",
         "seeds": "seeds (each: its own split and initialisation)",
         "reg_lambda": "graph regulariser weight (category ancestor/sibling triplets)",
+        "item_adapter": "items only: a residual MLP of this width before the shared tower "
+                        "(0: none)",
         "negative_pool": "draw negatives among 'all' candidates or only the 'trained' ones "
                          "(categories with a training item)",
         "lr": "Adam learning rate of the towers (per step)",

@@ -189,6 +189,37 @@ def test_shared_item_tower_gives_equal_item_points(dtype):
     assert any(g.abs().sum() > 0 for g in grads)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_item_adapter_starts_as_identity_moves_items_only_and_exports(dtype, tmp_path):
+    """item_adapter: at the start the items' points equal the model's without it; once
+    its weights move, items move and categories do not; the export places items as
+    the model does."""
+    from types import SimpleNamespace
+    from hgraph.tasks.items import ItemTaskConfig, export_model, load_exported
+    ball = M.make_manifold("poincare", 1.0, False)
+    x, ei = _tiny_graph(dtype=dtype)
+    items = torch.nn.functional.normalize(torch.randn(5, 8, dtype=dtype), dim=-1)
+    for cls in (SiameseModel, GraphModel):
+        torch.manual_seed(0)
+        plain = cls(ball, x, ei, hidden=16, gcn_hidden=8).to(dtype)
+        torch.manual_seed(0)
+        m = cls(ball, x, ei, hidden=16, gcn_hidden=8, item_adapter=12).to(dtype)
+        m.load_state_dict(plain.state_dict(), strict=False)
+        assert torch.equal(m.items(items), plain.items(items))
+        cats = m.categories().detach().clone()
+        with torch.no_grad():
+            m.adapter.mlp[-1].weight.normal_()
+        assert not torch.allclose(m.items(items), plain.items(items))
+        assert torch.equal(m.categories(), cats)
+    tax = Taxonomy.from_edges([1, 2, 3, 4, 5], [0, 1, 0, 3, 3])
+    data = SimpleNamespace(tax=tax, x_nodes=x, cand=np.arange(1, 6))
+    cfg = ItemTaskConfig(encoder="hgcn", hidden=16, item_adapter=12)
+    export_model(m, data, cfg, tmp_path / "m.pt")
+    tower, d = load_exported(tmp_path / "m.pt")
+    assert torch.allclose(tower(items), m.items(items).detach())
+    assert torch.allclose(d["cat_points"], m.categories()[1:].detach())
+
+
 def test_hgcn_places_new_categories_like_the_full_graph():
     ball = M.make_manifold("poincare", 1.0, False)
     x, ei = _tiny_graph(dtype=torch.float64)

@@ -49,6 +49,35 @@ def make_tower(manifold: geoopt.Manifold, in_dim: int, hidden: int, layers: int,
                         dropout=dropout, residual=True)
 
 
+class ItemAdapter(nn.Module):
+    """An item-only residual MLP in front of the shared tower: ``x + MLP(x)``,
+    its last layer zero at the start (so the model starts as without it).
+    Items (inclusion terms, synonyms, sentences) are not worded like category
+    descriptions; the adapter lets the item side move before the shared tower."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, dim))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.mlp(x)
+
+
+class ItemTower(nn.Module):
+    """What an item goes through: the adapter (when there is one), then the tower."""
+
+    def __init__(self, tower: RamenEncoder, adapter: Optional[ItemAdapter] = None):
+        super().__init__()
+        self.tower, self.adapter = tower, adapter
+        self.manifold = tower.manifold
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.tower(x if self.adapter is None else self.adapter(x))
+
+
 class ItemModel(nn.Module):
     """Base: ``items(x) -> (n, D)`` points, ``categories(ids) -> (k, D)``."""
 
@@ -58,18 +87,23 @@ class ItemModel(nn.Module):
     places_new = True
 
     def __init__(self, manifold: geoopt.Manifold, x_nodes: Tensor, edge_index: Tensor,
-                 hidden: int = 256, layers: int = 2, dropout: float = 0.0, **kw):
+                 hidden: int = 256, layers: int = 2, dropout: float = 0.0,
+                 item_adapter: int = 0, **kw):
         super().__init__()
         self.manifold = manifold
         self.register_buffer("x_nodes", x_nodes, persistent=False)
         self.register_buffer("edge_index", edge_index, persistent=False)
         self.tower = make_tower(manifold, x_nodes.shape[1], hidden, layers, dropout)
+        #: items only (``item_adapter`` its hidden width; 0: none, items and categories
+        #: share the whole tower)
+        self.adapter = ItemAdapter(x_nodes.shape[1], item_adapter, dropout) \
+            if item_adapter else None
         # logits = -scale * distance; learned (CLIP-style temperature), log-parametrised
         self.log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
 
     def items(self, x: Tensor) -> Tensor:
         """(n, F) item text vectors -> (n, D) points."""
-        return self.tower(x)
+        return self.tower(x if self.adapter is None else self.adapter(x))
 
     def categories(self, ids: Optional[Tensor] = None) -> Tensor:
         """Points of categories ``ids`` (k,) (all nodes when None) -> (k, D)."""
@@ -102,7 +136,7 @@ class GraphModel(ItemModel):
 
     def __init__(self, manifold, x_nodes, edge_index, hidden=256, layers=2, dropout=0.0,
                  gcn_hidden: int = 128, gcn_layers: int = 2, **kw):
-        super().__init__(manifold, x_nodes, edge_index, hidden, layers, dropout)
+        super().__init__(manifold, x_nodes, edge_index, hidden, layers, dropout, **kw)
         N, F = x_nodes.shape
         self.gcn = HGCNEncoder([manifold] * gcn_layers, num_nodes=N, in_dim=F, dim=F,
                                hidden=gcn_hidden, dropout=dropout)
@@ -138,7 +172,7 @@ class TableModel(ItemModel):
 
     def __init__(self, manifold, x_nodes, edge_index, hidden=256, layers=2, dropout=0.0,
                  init_scale: float = 1e-2, **kw):
-        super().__init__(manifold, x_nodes, edge_index, hidden, layers, dropout)
+        super().__init__(manifold, x_nodes, edge_index, hidden, layers, dropout, **kw)
         N, F = x_nodes.shape
         u = (torch.rand(N, F, dtype=x_nodes.dtype) * 2 - 1) * init_scale
         self.table = geoopt.ManifoldParameter(M.expmap0(manifold, u), manifold=manifold)
@@ -203,5 +237,5 @@ SCORERS: Dict[str, Type[Scorer]] = {"features": CosineScorer, "knn": KnnScorer}
 #: every --encoder choice of the item task
 ITEM_ENCODERS = tuple(ITEM_MODELS) + tuple(SCORERS)
 
-__all__ = ["ITEM_ENCODERS", "ITEM_MODELS", "SCORERS", "ItemModel", "SiameseModel",
+__all__ = ["ITEM_ENCODERS", "ITEM_MODELS", "SCORERS", "ItemAdapter", "ItemTower", "ItemModel", "SiameseModel",
            "GraphModel", "TableModel", "Scorer", "CosineScorer", "KnnScorer", "make_tower"]

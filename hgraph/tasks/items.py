@@ -81,6 +81,7 @@ class ItemTaskConfig:
     # ones (categories with a training item): then no category is pushed away from items
     # merely for having none, the bias that costs zero-shot categories their items
     negative_pool: str = "all"
+    item_adapter: int = 0                 # items only: residual MLP of this width before the tower
     reg_lambda: float = 0.0               # graph regulariser weight (category triplets)
     reg_kinds: Tuple[str, ...] = ("ancestor", "sibling")
     reg_margin: float = 0.1
@@ -518,7 +519,8 @@ def build(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int):
     torch.manual_seed(seed)
     model = ITEM_MODELS[cfg.encoder](manifold, data.x_nodes, data.edge_index, hidden=cfg.hidden,
                                      layers=cfg.layers, dropout=cfg.dropout,
-                                     gcn_hidden=cfg.gcn_hidden, gcn_layers=cfg.gcn_layers)
+                                     gcn_hidden=cfg.gcn_hidden, gcn_layers=cfg.gcn_layers,
+                                     item_adapter=cfg.item_adapter)
     return model.to(device=data.x_nodes.device, dtype=data.x_nodes.dtype)
 
 
@@ -566,6 +568,7 @@ def export_model(model: ItemModel, data: ItemData, cfg: ItemTaskConfig, path: Pa
                        for i in range(data.tax.num_nodes)], dtype=np.int64)
     keys = data.tax.keys if data.tax.keys is not None else data.tax.names
     torch.save({"config": cfg.to_dict(), "tower": model.tower.state_dict(),
+                "adapter": None if model.adapter is None else model.adapter.state_dict(),
                 "in_dim": int(data.x_nodes.shape[1]),
                 "scale": float(model.log_scale.detach().exp()),
                 "cand": torch.as_tensor(data.cand),
@@ -576,14 +579,17 @@ def export_model(model: ItemModel, data: ItemData, cfg: ItemTaskConfig, path: Pa
 
 def load_exported(path) -> Tuple[Any, Dict[str, Any]]:
     """(item tower on its manifold, the export's dict) of :func:`export_model`."""
-    from hgraph.tasks.item_models import make_tower
+    from hgraph.tasks.item_models import ItemAdapter, ItemTower, make_tower
     d = torch.load(path, map_location="cpu", weights_only=False)
     cfg = d["config"]
     manifold = M.make_manifold(cfg["manifold"], 1.0, False)
     tower = make_tower(manifold, d["in_dim"], cfg["hidden"], cfg["layers"])
     tower.load_state_dict(d["tower"])
-    tower = tower.to(d["cat_points"].dtype).eval()
-    return tower, d
+    adapter = None
+    if d.get("adapter") is not None:
+        adapter = ItemAdapter(d["in_dim"], cfg["item_adapter"])
+        adapter.load_state_dict(d["adapter"])
+    return ItemTower(tower, adapter).to(d["cat_points"].dtype).eval(), d
 
 
 def _write_metrics(run_dir, cfg, command, per_seed, histories, data, device, t_wall,
