@@ -44,6 +44,9 @@ HELP = {"dataset": "taxonomy (as pipelines/run.py --dataset); icd10cm:no7th = 47
         "reg_lambda": "graph regulariser weight (category ancestor/sibling triplets)",
         "item_adapter": "items only: a residual MLP of this width before the shared tower "
                         "(0: none)",
+        "item_text_layers": "items only: train the sentence encoder's last k transformer "
+                            "layers (categories keep its frozen vectors; 0: all frozen)",
+        "text_lr": "Adam rate of those layers",
         "negative_pool": "draw negatives among 'all' candidates or only the 'trained' ones "
                          "(categories with a training item)",
         "lr": "Adam learning rate of the towers (per step)",

@@ -113,9 +113,8 @@ def _query_features(args, emb) -> int:
 def _query_text(args) -> int:
     import torch
     from hgraph import manifolds as M
-    from hgraph.data.text import encode_texts
     from hgraph.errors import HGraphInputError
-    from hgraph.tasks.items import load_exported
+    from hgraph.tasks.items import item_input_from_texts, load_exported
     saved = sorted(args.run.glob("model_seed*.pt"))
     if args.seed is not None:
         saved = [args.run / f"model_seed{args.seed}.pt"]
@@ -132,8 +131,8 @@ def _query_text(args) -> int:
         texts = list(args.text)
     if not texts:
         raise HGraphInputError("no text to place", file=str(args.text_file or "--text"))
-    x = torch.as_tensor(encode_texts(texts, model=d["config"]["text_encoder"], progress=False,
-                                     cache=False), dtype=d["cat_points"].dtype)
+    x = item_input_from_texts(texts, d["config"]["text_encoder"],
+                              d["config"].get("item_text_layers", 0), dtype=d["cat_points"].dtype)
     with torch.no_grad():
         dist = M.pairwise_dist(tower.manifold, tower(x), d["cat_points"])
     k = min(args.k, dist.shape[1])

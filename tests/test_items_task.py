@@ -259,7 +259,7 @@ def test_mined_negatives_are_the_nearest_wrong_categories(dtype):
     cand = np.array([1, 2, 3, 4, 5])                 # node 0 is not a candidate
     xi = torch.nn.functional.normalize(torch.randn(4, 8, dtype=dtype), dim=-1)
     truth = [np.array([2]), np.array([3, 5]), np.array([1]), np.array([4])]
-    data = SimpleNamespace(cand=cand, truth=truth, x_items=xi)
+    data = SimpleNamespace(cand=cand, truth=truth, item_input=lambda ids: xi[ids])
     got = mine_negatives(m, data, np.array([0, 1, 3]), k=2)
     d = M.pairwise_dist(ball, m.items(xi), m.categories()[torch.as_tensor(cand)]).detach()
     for r, i in enumerate([0, 1, 3]):
@@ -295,6 +295,7 @@ def test_negative_pool_trained_draws_only_categories_with_training_items(pool):
     trained[sp_.category[sp_.rows("train")]] = True
     xi = x[torch.as_tensor(cats)] + 0.1 * torch.randn(len(cats), 8)
     data = SimpleNamespace(tax=tax, cand=np.arange(1, N), x_items=xi,
+                           item_input=lambda ids: xi[torch.as_tensor(ids)],
                            truth=[np.array([c]) for c in cats])
     ball = M.make_manifold("poincare", 1.0, False)
     torch.manual_seed(0)
@@ -344,6 +345,42 @@ def test_end_to_end_on_the_committed_slice_learns(tmp_path, capsys):
     assert out[0] == "# Small nose" and len(out) == 4
     assert all(" > " in line or "Abnormality of the nose" in line for line in out[1:])
     assert q.main(["--run", str(tmp_path), "--text", "x"]) == 2
+
+
+@pytest.mark.xdist_group("minilm")
+def test_text_head_untrained_gives_the_frozen_encoders_vectors_and_trains(tmp_path):
+    """token_states + TextHead (the encoder's last layer, copied) reproduce encode_texts
+    (up to the float16 storage of the states); a run with item_text_layers 1 trains that
+    layer, and its export places text as the trained model does."""
+    from hgraph.data.text import encode_texts, token_states
+    from hgraph.tasks.item_models import TextHead
+    from hgraph.tasks.items import (ItemTaskConfig, item_input_from_texts, load_exported,
+                                    run_items)
+    texts = ["Small nose", "Abnormality of the nose", "a much longer text about the shape of "
+             "the bridge of the nose", "x"]
+    st, ln = token_states(texts, skip_last=1, cache=False, progress=False)
+    assert st.dtype == np.float16 and ln[3] == 3 and ln[2] > ln[1] > ln[0]   # [CLS] x [SEP]
+    assert (st[np.arange(st.shape[1])[None, :] >= ln[:, None]] == 0).all()   # padding
+    head = TextHead.from_encoder("minilm", 1).eval()
+    with torch.no_grad():
+        v = head(torch.as_tensor(st).float(), torch.as_tensor(ln))
+    ref = torch.as_tensor(encode_texts(texts, cache=False, progress=False))
+    assert torch.allclose(v, ref, atol=3e-3)
+    base = dict(dataset="csv:data/samples/hpo_slice_edges.csv",
+                items="data/samples/hpo_slice_items.csv",
+                node_text="data/samples/hpo_slice_text.csv", out=str(tmp_path), progress=False,
+                epochs=2, patience=5, negatives=32, cost_items=10, threads=1, text_lr=1e-4)
+    res = run_items(ItemTaskConfig(encoder="ramen", item_text_layers=1, **base))
+    assert res["per_seed"][0]["epochs_run"] == 2 and np.isfinite(res["per_seed"][0]["p1"])
+    run_dir = next(tmp_path.glob("*ramen*"))
+    tower, d = load_exported(run_dir / "model_seed0.pt")
+    fresh = TextHead.from_encoder("minilm", 1).state_dict()
+    assert any(not torch.equal(d["text_head"][k], fresh[k]) for k in fresh)   # it was trained
+    x = item_input_from_texts(texts, "minilm", 1)
+    with torch.no_grad():
+        z = tower(x)
+        assert not torch.allclose(z, tower.tower(ref))    # the head is on the item path
+        assert torch.allclose(z, tower.tower(tower.text_head(*x)))
 
 
 def test_items_cli_help_and_bad_config(tmp_path, capsys):

@@ -23,7 +23,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -132,6 +132,59 @@ def encode_texts(texts: Sequence[str], model: str = "minilm", batch_size: int = 
     return z
 
 
+def token_states(texts: Sequence[str], model: str = "minilm", skip_last: int = 1,
+                 batch_size: int = 32, progress: bool = True,
+                 cache: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    """The token states that enter the sentence encoder's last ``skip_last``
+    transformer layers: ``(states (n, T, F) float16, lengths (n,))``, each
+    text's tokens first and zero padding after (T the longest text).  What
+    :class:`hgraph.tasks.item_models.TextHead` trains on: the frozen lower
+    layers run once here, so training pays only for the top ones.  Cached as
+    :func:`encode_texts` caches (``<model>-<key>-top<skip_last>.npz``)."""
+    import torch
+    texts = [str(t) for t in texts]
+    path = cache_dir() / "text" / f"{model}-{texts_key(texts, model)}-top{skip_last}.npz"
+    if cache and path.exists():
+        z = np.load(path)
+        if z["lengths"].shape[0] == len(texts):
+            return z["states"], z["lengths"]
+    st = _model(model)
+    tr, bert = st[0], st[0].auto_model
+    depth = len(bert.encoder.layer)
+    if not 1 <= skip_last <= depth:
+        raise ValueError(f"skip_last must be in [1, {depth}], got {skip_last}")
+    # length-sorted batches: little padding
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    chunks, lengths = [], np.zeros(len(texts), dtype=np.int64)
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    it = range(0, len(texts), batch_size)
+    if progress and tqdm is not None and len(texts) > batch_size:
+        it = tqdm(it, desc=f"token states ({model}, top {skip_last})", leave=False)
+    bert.eval()
+    with torch.no_grad():
+        for a in it:
+            idx = order[a:a + batch_size]
+            feat = tr.tokenize([texts[i] for i in idx])
+            out = bert(input_ids=feat["input_ids"], attention_mask=feat["attention_mask"],
+                       token_type_ids=feat.get("token_type_ids"), output_hidden_states=True)
+            h = out.hidden_states[depth - skip_last]
+            n = feat["attention_mask"].sum(1).numpy()
+            lengths[idx] = n
+            chunks.append((idx, h.numpy().astype(np.float16), n))
+    T = int(lengths.max()) if len(texts) else 0
+    states = np.zeros((len(texts), T, bert.config.hidden_size), dtype=np.float16)
+    for idx, h, n in chunks:
+        for r, i in enumerate(idx):
+            states[i, :n[r]] = h[r, :n[r]]
+    if cache:
+        with atomic_open(path, "wb") as fh:
+            np.savez(fh, states=states, lengths=lengths)
+    return states, lengths
+
+
 def tfidf_features(texts: Sequence[str], dim: int = 64, seed: int = 0) -> np.ndarray:
     """(len(texts), dim) float32 LSA vectors: TF-IDF over word unigrams and
     bigrams (scikit-learn, sublinear tf, English stop words removed), truncated
@@ -173,4 +226,4 @@ def text_features(tax, kind: str, dim: int = 64, model: str = "minilm", seed: in
 
 
 __all__ = ["TEXT_ENCODERS", "TextEncoder", "cache_dir", "encode_texts", "node_texts",
-           "text_features", "tfidf_features", "texts_key"]
+           "text_features", "tfidf_features", "texts_key", "token_states"]

@@ -66,16 +66,59 @@ class ItemAdapter(nn.Module):
         return x + self.mlp(x)
 
 
+class TextHead(nn.Module):
+    """A trainable copy of the sentence encoder's last ``k`` transformer
+    layers, then its mean pooling and L2 normalisation: token states (from
+    :func:`hgraph.data.text.token_states`) -> the text vector.  Untrained, it
+    gives exactly the frozen encoder's vector; trained on the item side only,
+    it fine-tunes the encoder's top for items without re-encoding the
+    categories (whose vectors stay the frozen encoder's)."""
+
+    def __init__(self, layers: nn.ModuleList):
+        super().__init__()
+        self.layers = layers
+
+    @classmethod
+    def from_encoder(cls, model: str, k: int) -> "TextHead":
+        import copy
+        from hgraph.data.text import _model
+        bert = _model(model)[0].auto_model
+        return cls(nn.ModuleList(copy.deepcopy(m) for m in bert.encoder.layer[-k:]))
+
+    def forward(self, states: Tensor, lengths: Tensor) -> Tensor:
+        """(n, T, F) token states, (n,) lengths -> (n, F) unit vectors."""
+        T = int(lengths.max())
+        h = states[:, :T]
+        keep = torch.arange(T, device=h.device)[None, :] < lengths[:, None]
+        # additive attention mask over the keys, as BERT builds it
+        mask = (~keep)[:, None, None, :].to(h.dtype) * torch.finfo(h.dtype).min
+        for layer in self.layers:
+            out = layer(h, attention_mask=mask)
+            h = out[0] if isinstance(out, tuple) else out
+        w = keep.to(h.dtype)[..., None]
+        return nn.functional.normalize((h * w).sum(1) / w.sum(1), dim=-1)
+
+
 class ItemTower(nn.Module):
     """What an item goes through: the adapter (when there is one), then the tower."""
 
-    def __init__(self, tower: RamenEncoder, adapter: Optional[ItemAdapter] = None):
+    def __init__(self, tower: RamenEncoder, adapter: Optional[ItemAdapter] = None,
+                 text_head: Optional[TextHead] = None):
         super().__init__()
-        self.tower, self.adapter = tower, adapter
+        self.tower, self.adapter, self.text_head = tower, adapter, text_head
         self.manifold = tower.manifold
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.tower(x if self.adapter is None else self.adapter(x))
+    def forward(self, x) -> Tensor:
+        """``x``: (n, F) text vectors, or with a text head (states, lengths)."""
+        return item_points(self, x)
+
+
+def item_points(m, x) -> Tensor:
+    """An item's way through model or tower ``m``: text head (when there is
+    one; ``x`` is then (states, lengths)), adapter (when there is one), tower."""
+    if m.text_head is not None:
+        x = m.text_head(*x)
+    return m.tower(x if m.adapter is None else m.adapter(x))
 
 
 class ItemModel(nn.Module):
@@ -88,7 +131,7 @@ class ItemModel(nn.Module):
 
     def __init__(self, manifold: geoopt.Manifold, x_nodes: Tensor, edge_index: Tensor,
                  hidden: int = 256, layers: int = 2, dropout: float = 0.0,
-                 item_adapter: int = 0, **kw):
+                 item_adapter: int = 0, text_head: Optional[TextHead] = None, **kw):
         super().__init__()
         self.manifold = manifold
         self.register_buffer("x_nodes", x_nodes, persistent=False)
@@ -98,12 +141,14 @@ class ItemModel(nn.Module):
         #: share the whole tower)
         self.adapter = ItemAdapter(x_nodes.shape[1], item_adapter, dropout) \
             if item_adapter else None
+        #: items only: the sentence encoder's top layers, trained (None: frozen vectors)
+        self.text_head = text_head
         # logits = -scale * distance; learned (CLIP-style temperature), log-parametrised
         self.log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
 
-    def items(self, x: Tensor) -> Tensor:
-        """(n, F) item text vectors -> (n, D) points."""
-        return self.tower(x if self.adapter is None else self.adapter(x))
+    def items(self, x) -> Tensor:
+        """(n, F) item text vectors (with a text head: (states, lengths)) -> (n, D) points."""
+        return item_points(self, x)
 
     def categories(self, ids: Optional[Tensor] = None) -> Tensor:
         """Points of categories ``ids`` (k,) (all nodes when None) -> (k, D)."""
@@ -237,5 +282,6 @@ SCORERS: Dict[str, Type[Scorer]] = {"features": CosineScorer, "knn": KnnScorer}
 #: every --encoder choice of the item task
 ITEM_ENCODERS = tuple(ITEM_MODELS) + tuple(SCORERS)
 
-__all__ = ["ITEM_ENCODERS", "ITEM_MODELS", "SCORERS", "ItemAdapter", "ItemTower", "ItemModel", "SiameseModel",
+__all__ = ["ITEM_ENCODERS", "ITEM_MODELS", "SCORERS", "ItemAdapter", "ItemTower", "TextHead",
+           "ItemModel", "item_points", "SiameseModel",
            "GraphModel", "TableModel", "Scorer", "CosineScorer", "KnnScorer", "make_tower"]

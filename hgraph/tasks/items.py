@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import geoopt
 import numpy as np
@@ -41,11 +41,12 @@ from hgraph.data.item_splits import SLICES, ItemSplits, make_item_splits, slice_
 from hgraph.data.icd10cm import ROOT_KEY as ICD_ROOT
 from hgraph.data.items import Items, read_items, read_node_texts
 from hgraph.data.taxonomy import Taxonomy, transitive_closure
-from hgraph.data.text import encode_texts, node_texts
+from hgraph.data.text import encode_texts, node_texts, token_states
 from hgraph.errors import HGraphInputError
 from hgraph.eval.items import item_metrics, rank_categories, rank_scores, undirected
 from hgraph.losses import GraphRegularizer
-from hgraph.tasks.item_models import ITEM_ENCODERS, ITEM_MODELS, SCORERS, ItemModel, Scorer
+from hgraph.tasks.item_models import (ITEM_ENCODERS, ITEM_MODELS, SCORERS, ItemModel, Scorer,
+                                      TextHead)
 
 Tensor = torch.Tensor
 METRICS = ("p1", "p5", "mrr", "hp5", "tree_dist")
@@ -82,6 +83,8 @@ class ItemTaskConfig:
     # merely for having none, the bias that costs zero-shot categories their items
     negative_pool: str = "all"
     item_adapter: int = 0                 # items only: residual MLP of this width before the tower
+    item_text_layers: int = 0             # items only: train the sentence encoder's last k layers
+    text_lr: float = 2e-5                 # ... at this Adam rate (pretrained weights: small)
     reg_lambda: float = 0.0               # graph regulariser weight (category triplets)
     reg_kinds: Tuple[str, ...] = ("ancestor", "sibling")
     reg_margin: float = 0.1
@@ -142,6 +145,30 @@ class ItemData:
     up_hops: Any              # (N, N) hops from a node up to each ancestor
     edge_index: Tensor        # (2, 2E) both directions
     encode_s: float = 0.0
+    #: with ``item_text_layers`` k: (states (U, T, F) float16, lengths (U,)), the token
+    #: states entering the encoder's last k layers, per distinct item
+    item_states: Optional[Tuple[Tensor, Tensor]] = None
+
+    def item_input(self, ids) -> Any:
+        """What the item side of a model takes for items ``ids``: their text
+        vectors, or (token states, lengths) when the encoder's top is trained."""
+        ids = torch.as_tensor(ids, device=self.x_items.device)
+        if self.item_states is None:
+            return self.x_items[ids]
+        st, ln = self.item_states
+        return st[ids].to(self.x_items.dtype), ln[ids]
+
+
+def item_input_from_texts(texts: Sequence[str], text_encoder: str, text_layers: int,
+                          dtype=torch.float32, device=None) -> Any:
+    """The item side's input for new texts (not cached): text vectors, or with
+    ``text_layers`` k the token states entering the encoder's last k layers."""
+    if text_layers:
+        st, ln = token_states(texts, model=text_encoder, skip_last=text_layers, progress=False,
+                              cache=False)
+        return (torch.as_tensor(st, device=device).to(dtype), torch.as_tensor(ln, device=device))
+    return torch.as_tensor(encode_texts(texts, model=text_encoder, progress=False, cache=False),
+                           dtype=dtype, device=device)
 
 
 def _subtree(tax: Taxonomy, top: str) -> Tuple[Taxonomy, np.ndarray]:
@@ -203,6 +230,11 @@ def load_item_data(cfg: ItemTaskConfig, device: torch.device, dtype=torch.float3
     texts = [items.texts[r] for r in first]
     # the rows' texts as the dataset lists them (one cache entry per item set), then one per item
     xi = encode_texts(items.texts, model=cfg.text_encoder, progress=cfg.progress)[first]
+    states = None
+    if cfg.item_text_layers:
+        st, ln = token_states(texts, model=cfg.text_encoder, skip_last=cfg.item_text_layers,
+                              progress=cfg.progress)
+        states = (torch.as_tensor(st, device=device), torch.as_tensor(ln, device=device))
     encode_s = time.perf_counter() - t0
     truth: List[List[int]] = [[] for _ in range(U)]
     for i, c in zip(ids, items.category):
@@ -219,7 +251,7 @@ def load_item_data(cfg: ItemTaskConfig, device: torch.device, dtype=torch.float3
                     item_texts=texts, truth=[np.asarray(t, dtype=np.int64) for t in truth],
                     cand=cand, adj=undirected(e, tax.num_nodes),
                     up_hops=transitive_closure(e, tax.num_nodes, hops=True), edge_index=ei.to(device),
-                    encode_s=encode_s)
+                    encode_s=encode_s, item_states=states)
 
 
 # ---------------------------------------------------------------------- training
@@ -267,10 +299,9 @@ def mine_negatives(model: ItemModel, data: ItemData, items: np.ndarray, k: int,
     extra = max(len(data.truth[i]) for i in items) if len(items) else 0
     kk = min(k + extra, len(cand))
     out = np.empty((len(items), k), dtype=np.int64)
-    x = data.x_items
     for a in range(0, len(items), chunk):
         ids = items[a:a + chunk]
-        zi = model.items(x[torch.as_tensor(ids, device=x.device)])
+        zi = model.items(data.item_input(ids))
         near = M.pairwise_dist(model.manifold, zi, zc).topk(kk, dim=1, largest=False).indices
         near = cand[near.cpu().numpy()]
         for r, i in enumerate(ids):
@@ -283,13 +314,13 @@ def mine_negatives(model: ItemModel, data: ItemData, items: np.ndarray, k: int,
 def _optimizer(model: ItemModel, cfg: ItemTaskConfig):
     table = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
     gate = [p for n, p in model.named_parameters() if n == "gate"]
-    own = {id(p) for p in table + gate}
+    text = [p for n, p in model.named_parameters() if n.startswith("text_head.")]
+    own = {id(p) for p in table + gate + text}
     rest = [p for p in model.parameters() if id(p) not in own]
     groups = [{"params": rest, "lr": cfg.lr}]
-    if table:
-        groups.append({"params": table, "lr": cfg.table_lr})
-    if gate:
-        groups.append({"params": gate, "lr": cfg.gate_lr})
+    for ps, lr in ((table, cfg.table_lr), (gate, cfg.gate_lr), (text, cfg.text_lr)):
+        if ps:
+            groups.append({"params": ps, "lr": lr})
     return geoopt.optim.RiemannianAdam(groups, lr=cfg.lr, stabilize=10)
 
 
@@ -316,7 +347,8 @@ def score_items(model, data: ItemData, items: np.ndarray, k: int = 10, z_cats=No
         return np.concatenate(tops), np.concatenate(ranks)
     model.eval()
     zc = embed_categories(model, data.cand) if z_cats is None else z_cats
-    zi = torch.cat([model.items(x[a:a + 1024]) for a in range(0, len(items), 1024)])
+    zi = torch.cat([model.items(data.item_input(items[a:a + 1024]))
+                    for a in range(0, len(items), 1024)])
     model.train()
     return rank_categories(model.manifold, zi, zc, data.cand, truth, k=k)
 
@@ -386,7 +418,7 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
             target = torch.as_tensor(inv[:len(bc)], device=dev)
             pool_t = torch.as_tensor(pool, device=dev)
             zc = model.categories(pool_t)
-            zi = model.items(data.x_items[torch.as_tensor(bi, device=dev)])
+            zi = model.items(data.item_input(bi))
             logits = -model.log_scale.exp() * M.pairwise_dist(model.manifold, zi, zc)
             # an item's other true categories are not negatives
             mask = np.zeros((len(b), len(pool)), dtype=bool)
@@ -456,9 +488,9 @@ def inference_cost(model, data: ItemData, cfg: ItemTaskConfig, n_items: int = 10
     U = len(data.item_texts)
     sel = rng.choice(U, size=min(n_items, U), replace=False)
     t0 = time.perf_counter()
-    x = torch.as_tensor(encode_texts([data.item_texts[i] for i in sel], model=cfg.text_encoder,
-                                     progress=False, cache=False),
-                        dtype=data.x_items.dtype, device=data.x_items.device)
+    x = item_input_from_texts([data.item_texts[i] for i in sel], cfg.text_encoder,
+                              0 if isinstance(model, Scorer) else cfg.item_text_layers,
+                              dtype=data.x_items.dtype, device=data.x_items.device)
     enc = time.perf_counter() - t0
     zc = None if isinstance(model, Scorer) else embed_categories(model, data.cand)
     t0 = time.perf_counter()
@@ -467,7 +499,9 @@ def inference_cost(model, data: ItemData, cfg: ItemTaskConfig, n_items: int = 10
             for a in range(0, len(sel), 512):
                 torch.topk(model.scores(x[a:a + 512]), 10, dim=1)
         else:
+            model.eval()
             zi = model.items(x)
+            model.train()
             for a in range(0, len(sel), 512):
                 torch.topk(-M.pairwise_dist(model.manifold, zi[a:a + 512], zc), 10, dim=1)
     place = time.perf_counter() - t0
@@ -520,7 +554,10 @@ def build(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int):
     model = ITEM_MODELS[cfg.encoder](manifold, data.x_nodes, data.edge_index, hidden=cfg.hidden,
                                      layers=cfg.layers, dropout=cfg.dropout,
                                      gcn_hidden=cfg.gcn_hidden, gcn_layers=cfg.gcn_layers,
-                                     item_adapter=cfg.item_adapter)
+                                     item_adapter=cfg.item_adapter,
+                                     text_head=TextHead.from_encoder(cfg.text_encoder,
+                                                                     cfg.item_text_layers)
+                                     if cfg.item_text_layers else None)
     return model.to(device=data.x_nodes.device, dtype=data.x_nodes.dtype)
 
 
@@ -569,6 +606,7 @@ def export_model(model: ItemModel, data: ItemData, cfg: ItemTaskConfig, path: Pa
     keys = data.tax.keys if data.tax.keys is not None else data.tax.names
     torch.save({"config": cfg.to_dict(), "tower": model.tower.state_dict(),
                 "adapter": None if model.adapter is None else model.adapter.state_dict(),
+                "text_head": None if model.text_head is None else model.text_head.state_dict(),
                 "in_dim": int(data.x_nodes.shape[1]),
                 "scale": float(model.log_scale.detach().exp()),
                 "cand": torch.as_tensor(data.cand),
@@ -579,7 +617,7 @@ def export_model(model: ItemModel, data: ItemData, cfg: ItemTaskConfig, path: Pa
 
 def load_exported(path) -> Tuple[Any, Dict[str, Any]]:
     """(item tower on its manifold, the export's dict) of :func:`export_model`."""
-    from hgraph.tasks.item_models import ItemAdapter, ItemTower, make_tower
+    from hgraph.tasks.item_models import ItemAdapter, ItemTower, TextHead, make_tower
     d = torch.load(path, map_location="cpu", weights_only=False)
     cfg = d["config"]
     manifold = M.make_manifold(cfg["manifold"], 1.0, False)
@@ -589,7 +627,11 @@ def load_exported(path) -> Tuple[Any, Dict[str, Any]]:
     if d.get("adapter") is not None:
         adapter = ItemAdapter(d["in_dim"], cfg["item_adapter"])
         adapter.load_state_dict(d["adapter"])
-    return ItemTower(tower, adapter).to(d["cat_points"].dtype).eval(), d
+    head = None
+    if d.get("text_head") is not None:
+        head = TextHead.from_encoder(cfg["text_encoder"], cfg["item_text_layers"])
+        head.load_state_dict(d["text_head"])
+    return ItemTower(tower, adapter, head).to(d["cat_points"].dtype).eval(), d
 
 
 def _write_metrics(run_dir, cfg, command, per_seed, histories, data, device, t_wall,
