@@ -109,7 +109,13 @@ def run_ours(a, fit_kwargs: dict) -> dict:
             return row["map"]           # drives schedule=plateau
         return None
 
-    res = fit(tax.closure, cfg, edges=tax.edges, on_epoch=on_epoch)
+    x0 = None
+    if a.start_from:
+        saved = torch.load(a.start_from, weights_only=False)
+        if list(saved["names"]) != list(tax.names):
+            raise SystemExit(f"{a.start_from}: its rows are not this dataset's nodes")
+        x0 = saved["x"]
+    res = fit(tax.closure, cfg, edges=tax.edges, on_epoch=on_epoch, x0=x0)
     last = res.history[-1]
     final = {"epoch": last["epoch"], "train_s": res.train_s, "loss": last["loss"],
              **_evaluate("lorentz", tax, res.x, 0, a.seed)}
@@ -245,6 +251,8 @@ def main(argv=None) -> int:
                          "(several parents among self and ancestors, or not) along the curve")
     ap.add_argument("--save", default=None, help="ours: write the final table here (torch.save; "
                     "keep it out of git)")
+    ap.add_argument("--start-from", default=None, help="ours: start from a table --save wrote "
+                    "(a continuation: its training time is not counted in this curve)")
     ap.add_argument("--plot", default=None)
     a = ap.parse_args(argv)
     sys.path.insert(0, ROOT)

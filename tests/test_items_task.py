@@ -366,6 +366,10 @@ def test_text_head_untrained_gives_the_frozen_encoders_vectors_and_trains(tmp_pa
         v = head(torch.as_tensor(st).float(), torch.as_tensor(ln))
     ref = torch.as_tensor(encode_texts(texts, cache=False, progress=False))
     assert torch.allclose(v, ref, atol=3e-3)
+    head.CHUNK = 2                      # chunks of similar length: the same vectors, in order
+    with torch.no_grad():
+        assert torch.allclose(head(torch.as_tensor(st).float(), torch.as_tensor(ln)), v,
+                              atol=1e-6)
     base = dict(dataset="csv:data/samples/hpo_slice_edges.csv",
                 items="data/samples/hpo_slice_items.csv",
                 node_text="data/samples/hpo_slice_text.csv", out=str(tmp_path), progress=False,

@@ -85,8 +85,20 @@ class TextHead(nn.Module):
         bert = _model(model)[0].auto_model
         return cls(nn.ModuleList(copy.deepcopy(m) for m in bert.encoder.layer[-k:]))
 
+    #: texts per chunk of similar length (a batch padded to its longest text wasted ~5x
+    #: the work on ICD-10-CM inclusion terms: 12 tokens on average, 80 at most)
+    CHUNK = 64
+
     def forward(self, states: Tensor, lengths: Tensor) -> Tensor:
         """(n, T, F) token states, (n,) lengths -> (n, F) unit vectors."""
+        if len(lengths) <= self.CHUNK:
+            return self._forward(states, lengths)
+        order = torch.argsort(lengths)
+        out = torch.cat([self._forward(states[idx], lengths[idx])
+                         for idx in torch.split(order, self.CHUNK)])
+        return out[torch.argsort(order)]
+
+    def _forward(self, states: Tensor, lengths: Tensor) -> Tensor:
         T = int(lengths.max())
         h = states[:, :T]
         keep = torch.arange(T, device=h.device)[None, :] < lengths[:, None]

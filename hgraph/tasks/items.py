@@ -121,6 +121,8 @@ def config_from_dict(d: Dict[str, Any], source: str = "<config>") -> ItemTaskCon
     if cfg.encoder not in ITEM_ENCODERS:
         raise HGraphInputError(f"unknown encoder {cfg.encoder!r} for the item task", file=source,
                                fix=f"choose from {', '.join(ITEM_ENCODERS)}")
+    if cfg.item_text_layers < 0 or cfg.item_adapter < 0:
+        raise HGraphInputError("item_text_layers and item_adapter are >= 0", file=source)
     if cfg.negative_pool not in ("all", "trained"):
         raise HGraphInputError(f"negative_pool is 'all' or 'trained', not {cfg.negative_pool!r}",
                                file=source)
@@ -231,7 +233,7 @@ def load_item_data(cfg: ItemTaskConfig, device: torch.device, dtype=torch.float3
     # the rows' texts as the dataset lists them (one cache entry per item set), then one per item
     xi = encode_texts(items.texts, model=cfg.text_encoder, progress=cfg.progress)[first]
     states = None
-    if cfg.item_text_layers:
+    if cfg.item_text_layers and cfg.encoder in ITEM_MODELS:
         st, ln = token_states(texts, model=cfg.text_encoder, skip_last=cfg.item_text_layers,
                               progress=cfg.progress)
         states = (torch.as_tensor(st, device=device), torch.as_tensor(ln, device=device))
