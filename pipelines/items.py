@@ -145,7 +145,7 @@ def tune(doc: dict, common: dict, src: str, command: str, only=None) -> Tuple[di
 def report(folder: Path) -> int:
     from hgraph.tasks.items_report import paired, paired_markdown, table
     order = ["features", "knn", "shallow", "twotower", "ramen", "hgcn", "ramen_euclidean",
-             "hgcn_euclidean", "ramen_trained_neg"]
+             "hgcn_euclidean", "ramen_trained_neg", "ramen_text1"]
     found = {p.parent.name: str(p.parent) for p in sorted(folder.glob("*/metrics.json"))}
     if not found:
         raise HGraphInputError("no finished run here", file=str(folder))
@@ -154,7 +154,8 @@ def report(folder: Path) -> int:
     # paired intervals on the seeds both runs have: graph as input vs regulariser, the
     # regulariser's own effect (λ = 0.1 vs 0), the geometry (Poincaré vs Euclidean)
     for a, b in (("hgcn", "ramen"), ("ramen", "twotower"), ("ramen", "ramen_euclidean"),
-                 ("hgcn", "hgcn_euclidean"), ("ramen_trained_neg", "ramen")):
+                 ("hgcn", "hgcn_euclidean"), ("ramen_trained_neg", "ramen"),
+                 ("ramen_text1", "ramen")):
         if a in found and b in found:
             print()
             print(paired_markdown(paired(found[a], found[b], slices=("all", "seen", "zero")
