@@ -338,8 +338,8 @@ def embed_categories(model: ItemModel, cand: np.ndarray) -> Tensor:
 def score_items(model, data: ItemData, items: np.ndarray, k: int = 10, z_cats=None):
     """(topk (n, k), rank (n,)) of items ``items`` (item ids) over the candidates."""
     truth = [data.truth[i] for i in items]
-    x = data.x_items[torch.as_tensor(items, device=data.x_items.device)]
     if isinstance(model, Scorer):
+        x = data.x_items[torch.as_tensor(items, device=data.x_items.device)]
         tops, ranks = [], []
         for a in range(0, len(items), 512):
             s = model.scores(x[a:a + 512])[:, torch.as_tensor(data.cand, device=x.device)]
