@@ -49,6 +49,9 @@ HELP = {"dataset": "taxonomy (as pipelines/run.py --dataset); icd10cm:no7th = 47
         "text_lr": "Adam rate of those layers",
         "negative_pool": "draw negatives among 'all' candidates or only the 'trained' ones "
                          "(categories with a training item)",
+        "calibrate": "also score test with calibrated stacking: a twin model trained without "
+                     "a further share of categories chooses, on validation, a distance "
+                     "handicap for categories with training items (doubles training time)",
         "lr": "Adam learning rate of the towers (per step)",
         "epochs": "maximum epochs (early stop on validation P@1)",
         "threads": "torch threads (0: torch's default)",
@@ -73,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        if f.name in ("seeds", "reg_kinds"):
+        if isinstance(default, bool):
+            p.add_argument(flag, action="store_const", const=True, default=None,
+                           help=HELP.get(f.name, ""))
+        elif f.name in ("seeds", "reg_kinds"):
             p.add_argument(flag, nargs="+", type=int if f.name == "seeds" else str,
                            default=None, help=HELP.get(f.name, f"default {list(default)}"))
         else:
@@ -143,23 +149,32 @@ def tune(doc: dict, common: dict, src: str, command: str, only=None) -> Tuple[di
 
 
 def report(folder: Path) -> int:
-    from hgraph.tasks.items_report import paired, paired_markdown, table
+    from hgraph.tasks.items_report import CAL, paired, paired_markdown, table
     order = ["features", "knn", "shallow", "twotower", "ramen", "hgcn", "ramen_euclidean",
-             "hgcn_euclidean", "ramen_trained_neg", "ramen_text1"]
+             "hgcn_euclidean", "ramen_trained_neg", "ramen_text1", "ramen_text1 calibrated",
+             "hgcn_text1", "hgcn_text1 calibrated"]
     found = {p.parent.name: str(p.parent) for p in sorted(folder.glob("*/metrics.json"))}
     if not found:
         raise HGraphInputError("no finished run here", file=str(folder))
+    # a run made with calibrate: true also gives the row of its calibrated scoring
+    for n, d in list(found.items()):
+        if "cal_p1" in json.loads((Path(d) / "metrics.json").read_text())["mean_std"]:
+            found[f"{n} calibrated"] = d + CAL
     names = [n for n in order if n in found] + [n for n in found if n not in order]
     print(table({n: found[n] for n in names}))
     # paired intervals on the seeds both runs have: graph as input vs regulariser, the
     # regulariser's own effect (λ = 0.1 vs 0), the geometry (Poincaré vs Euclidean)
     for a, b in (("hgcn", "ramen"), ("ramen", "twotower"), ("ramen", "ramen_euclidean"),
                  ("hgcn", "hgcn_euclidean"), ("ramen_trained_neg", "ramen"),
-                 ("ramen_text1", "ramen")):
+                 ("ramen_text1", "ramen"), ("hgcn_text1", "ramen_text1"),
+                 ("ramen_text1 calibrated", "ramen_text1"),
+                 ("hgcn_text1 calibrated", "ramen_text1 calibrated")):
         if a in found and b in found:
             print()
             print(paired_markdown(paired(found[a], found[b], slices=("all", "seen", "zero")
-                                         if (a, b) != ("hgcn", "ramen") else
+                                         if (a, b) not in (("hgcn", "ramen"),
+                                                           ("hgcn_text1", "ramen_text1"))
+                                         else
                                          ("all", "seen", "head", "tail", "zero")), a, b))
     return 0
 

@@ -79,19 +79,24 @@ def rank_scores(scores: Tensor, cand: np.ndarray, truth: Sequence[Sequence[int]]
 
 
 def rank_categories(manifold: geoopt.Manifold, items: Tensor, cats: Tensor, cand: np.ndarray,
-                    truth: Sequence[Sequence[int]], k: int = 10, chunk: int = 512):
+                    truth: Sequence[Sequence[int]], k: int = 10, chunk: int = 512,
+                    offset: Optional[Tensor] = None):
     """Rank candidate categories by geodesic distance from each item's point.
 
     ``items``: (n, D) points; ``cats``: (C, D) points of the candidates
     ``cand`` (C,) global ids.  Distances come from :func:`hgraph.manifolds.
     pairwise_dist` (one matmul per chunk of ``chunk`` items).  Returns
-    ``(topk (n, k), rank (n,))`` as :func:`rank_scores`.
+    ``(topk (n, k), rank (n,))`` as :func:`rank_scores`.  ``offset``: (C,)
+    added to every item's distance to each candidate (a handicap; see
+    :mod:`hgraph.tasks.calibration`).
     """
     tops, ranks = [], []
     truth = _truth_lists(truth)
     with torch.no_grad():
         for a in range(0, items.shape[0], chunk):
             d = M.pairwise_dist(manifold, items[a:a + chunk], cats)
+            if offset is not None:
+                d = d + offset
             t, r = rank_scores(d, cand, truth[a:a + chunk], k=k, larger_better=False)
             tops.append(t)
             ranks.append(r)

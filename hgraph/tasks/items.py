@@ -24,7 +24,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -85,6 +85,10 @@ class ItemTaskConfig:
     item_adapter: int = 0                 # items only: residual MLP of this width before the tower
     item_text_layers: int = 0             # items only: train the sentence encoder's last k layers
     text_lr: float = 2e-5                 # ... at this Adam rate (pretrained weights: small)
+    # calibrated stacking (hgraph.tasks.calibration): a twin model trained without a further
+    # zero_shot_frac of the categories chooses a distance handicap for categories with
+    # training items on validation; test is scored with and without it (keys cal_*)
+    calibrate: bool = False
     reg_lambda: float = 0.0               # graph regulariser weight (category triplets)
     reg_kinds: Tuple[str, ...] = ("ancestor", "sibling")
     reg_margin: float = 0.1
@@ -335,8 +339,10 @@ def embed_categories(model: ItemModel, cand: np.ndarray) -> Tensor:
 
 
 @torch.no_grad()
-def score_items(model, data: ItemData, items: np.ndarray, k: int = 10, z_cats=None):
-    """(topk (n, k), rank (n,)) of items ``items`` (item ids) over the candidates."""
+def score_items(model, data: ItemData, items: np.ndarray, k: int = 10, z_cats=None,
+                offset: Optional[Tensor] = None):
+    """(topk (n, k), rank (n,)) of items ``items`` (item ids) over the candidates
+    (``offset``: (C,) added to the distances, trained models only)."""
     truth = [data.truth[i] for i in items]
     if isinstance(model, Scorer):
         x = data.x_items[torch.as_tensor(items, device=data.x_items.device)]
@@ -352,7 +358,7 @@ def score_items(model, data: ItemData, items: np.ndarray, k: int = 10, z_cats=No
     zi = torch.cat([model.items(data.item_input(items[a:a + 1024]))
                     for a in range(0, len(items), 1024)])
     model.train()
-    return rank_categories(model.manifold, zi, zc, data.cand, truth, k=k)
+    return rank_categories(model.manifold, zi, zc, data.cand, truth, k=k, offset=offset)
 
 
 def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskConfig,
@@ -596,7 +602,53 @@ def run_seed(cfg: ItemTaskConfig, data: ItemData, seed: int,
             if len(sp.items_of("val")) else float("nan")
     arrays = {"items": test, "slice": slices.astype(str), "top1": top[:, 0], "rank": rank,
               **per_item}
+    if cfg.calibrate and model.trainable:
+        m_cal, a_cal = _calibrated(cfg, data, sp, seed, model, test, slices, cand_mask)
+        metrics.update(m_cal)
+        arrays.update(a_cal)
     return metrics, {"history": info["history"], "arrays": arrays, "model": model}
+
+
+def _calibrated(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int, model,
+                test: np.ndarray, slices: np.ndarray, cand_mask: np.ndarray):
+    """Calibrated stacking (:mod:`hgraph.tasks.calibration`): the twin model on
+    the inner split chooses γ on validation; ``model`` is scored on ``test``
+    with γ added to the distance of every candidate with a training item.
+    -> (``cal_*`` metrics, ``cal_*`` per-item arrays incl. the test items'
+    group minima, from which the whole γ curve can be redrawn)."""
+    from hgraph.tasks import calibration as C
+    t0 = time.perf_counter()
+    inner, held = C.hold_out_categories(sp, cfg.zero_shot_frac, seed)
+    twin = build(cfg, data, inner, seed)
+    twin_info = train_items(twin, data, inner, replace(cfg, progress=False), seed)
+    val = sp.items_of("val")
+    val_zero = inner.slice_of(val) == "zero"
+    seen_in = inner.train_count[data.cand] > 0
+    g_seen = C.group_minima(twin, data, val[~val_zero], seen_in)
+    g_unseen = C.group_minima(twin, data, np.concatenate([val[val_zero], held]), seen_in)
+    choice = C.choose_gamma(g_seen, g_unseen)
+    seen = sp.train_count[data.cand] > 0
+    offset = torch.as_tensor(np.where(seen, choice["gamma"], 0.0), dtype=data.x_nodes.dtype,
+                             device=data.x_nodes.device)
+    top, rank = score_items(model, data, test, k=10, offset=offset)
+    per_item = item_metrics(top, rank, [data.truth[i] for i in test], data.adj, data.up_hops,
+                            cand_mask)
+    g_test = C.group_minima(model, data, test, seen)
+    m = {f"cal_{k}": v for k, v in summarize(per_item, slices).items() if not k.startswith("n_")}
+    m.update({f"cal_{k}": v for k, v in choice.items()})
+    m.update({"cal_twin_train_s": twin_info["train_time_s"],
+              "cal_twin_best_val_p1": twin_info["best_val_p1"],
+              "cal_time_s": time.perf_counter() - t0})
+    if cfg.progress:
+        print(f"  calibration: gamma {choice['gamma']:.4f} (validation P@1 seen "
+              f"{choice['val_p1_seen_0']:.3f} -> {choice['val_p1_seen']:.3f}, unseen "
+              f"{choice['val_p1_unseen_0']:.3f} -> {choice['val_p1_unseen']:.3f}); test P@1 "
+              f"{m['cal_p1']:.4f} (seen {m['cal_p1_seen']:.4f}, zero {m['cal_p1_zero']:.4f})",
+              file=sys.stderr)
+    arrays = {f"cal_{k}": v for k, v in per_item.items()}
+    arrays.update({"cal_top1": top[:, 0], "cal_rank": rank,
+                   **{f"test_{k}": v for k, v in g_test.items()}})
+    return m, arrays
 
 
 def export_model(model: ItemModel, data: ItemData, cfg: ItemTaskConfig, path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -16,18 +16,38 @@ from hgraph.results import aggregate, fmt
 COLUMNS = (("P@1", "p1", 3), ("P@5", "p5", 3), ("MRR", "mrr", 3), ("hP@5", "hp5", 3),
            ("top-1 hops", "tree_dist", 2), ("P@1 seen", "p1_seen", 3), ("P@1 head", "p1_head", 3),
            ("P@1 tail", "p1_tail", 3), ("P@1 zero-shot", "p1_zero", 3),
-           ("MRR zero-shot", "mrr_zero", 3), ("val P@1", "best_val_p1", 3),
+           ("MRR zero-shot", "mrr_zero", 3), ("γ", "gamma", 3), ("val P@1", "best_val_p1", 3),
            ("train s", "train_time_s", 0), ("items/s", "items_per_s", 0),
            ("items/s with text", "items_per_s_with_text", 0),
            ("s per 1k new categories", "new_categories_s", 2),
            ("… with text", "new_categories_s_with_text", 2))
 
 
+#: a run folder named ``<folder>@cal`` is that run's test scored with calibrated
+#: stacking (``calibrate: true``; the ``cal_*`` metrics and per-item arrays)
+CAL = "@cal"
+
+
+def _view(run_dir) -> Tuple[Path, str]:
+    """(folder, key prefix) of ``run_dir`` or ``run_dir@cal``."""
+    d = str(run_dir)
+    return (Path(d[:-len(CAL)]), "cal_") if d.endswith(CAL) else (Path(d), "")
+
+
 def load_run(run_dir) -> Dict:
     """metrics.json of a run; a ``<metric>_seen`` missing there (runs made
-    before that slice existed) is summarised from the per-item files."""
+    before that slice existed) is summarised from the per-item files.  For
+    ``<folder>@cal`` the calibrated metrics take the plain ones' keys (the
+    rest -- training time, items/s, validation -- are the run's own)."""
     from hgraph.tasks.items import METRICS, summarize
+    run_dir, prefix = _view(run_dir)
     m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    if prefix:
+        cal = {k[len(prefix):]: v for k, v in m["mean_std"].items() if k.startswith(prefix)}
+        if "p1" not in cal:
+            raise ValueError(f"{run_dir} was not run with calibrate: true")
+        m["mean_std"].update(cal)
+        return m
     files = [Path(run_dir) / f"per_item_seed{ps['seed']}.npz" for ps in m["per_seed"]]
     if "p1_seen" not in m["mean_std"] and files and all(f.exists() for f in files):
         per_seed = []
@@ -63,6 +83,7 @@ def paired(run_a: str, run_b: str, metrics: Sequence[str] = ("p1", "mrr"),
     """Bootstrap intervals of ``a - b`` per metric and slice, items of every
     seed pooled (each seed's split is shared by both runs: same items, checked)."""
     out = []
+    (run_a, pa), (run_b, pb) = _view(run_a), _view(run_b)
     seeds_a = {p.name for p in Path(run_a).glob("per_item_seed*.npz")}
     seeds_b = {p.name for p in Path(run_b).glob("per_item_seed*.npz")}
     common = sorted(seeds_a & seeds_b)
@@ -75,8 +96,8 @@ def paired(run_a: str, run_b: str, metrics: Sequence[str] = ("p1", "mrr"),
             raise ValueError("the two runs were scored on different test items")
     for m in metrics:
         for s in slices:
-            xa = np.concatenate([a[m][slice_mask(a["slice"], s)] for a in A])
-            xb = np.concatenate([b[m][slice_mask(b["slice"], s)] for b in B])
+            xa = np.concatenate([a[pa + m][slice_mask(a["slice"], s)] for a in A])
+            xb = np.concatenate([b[pb + m][slice_mask(b["slice"], s)] for b in B])
             if len(xa) == 0:
                 continue
             r = paired_bootstrap(xa, xb, seed=seed)
@@ -92,4 +113,4 @@ def paired_markdown(rows: List[Dict], a: str, b: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["COLUMNS", "load_run", "table", "paired", "paired_markdown"]
+__all__ = ["CAL", "COLUMNS", "load_run", "table", "paired", "paired_markdown"]
