@@ -155,3 +155,35 @@ def test_calibrated_run_scores_test_both_ways(tmp_path):
     diff = {(r["metric"], r["slice"]): r["diff"] for r in paired(d + CAL, d)}
     assert diff[("p1", "all")] == pytest.approx(m["cal_p1"] - m["p1"])
     assert "| cal | 1 |" in table({"cal": d + CAL})
+
+
+def test_scoring_runs_in_eval_mode_and_leaves_the_mode_as_it_was():
+    """score_items ranks with dropout off (the same ranking twice, equal to the
+    eval-mode distances) and embed_categories restores the caller's mode: the
+    category points once switched the model back to training before the items
+    were embedded, so a text head's dropout blurred every evaluation."""
+    from hgraph.tasks.items import embed_categories, score_items
+    gen = torch.Generator().manual_seed(1)
+    N, F, U = 20, 8, 40
+    x = torch.nn.functional.normalize(torch.randn(N, F, generator=gen), dim=-1)
+    xi = torch.nn.functional.normalize(torch.randn(U, F, generator=gen), dim=-1)
+    truth = [np.array([i % N]) for i in range(U)]
+    data = SimpleNamespace(cand=np.arange(N), x_nodes=x, x_items=xi, truth=truth,
+                           item_input=lambda ids: xi[torch.as_tensor(ids)])
+    ball = M.make_manifold("poincare", 1.0, False)
+    torch.manual_seed(0)
+    model = SiameseModel(ball, x, torch.zeros(2, 0, dtype=torch.long), hidden=32, dropout=0.5)
+    with torch.no_grad():   # a tower that is not the identity, so dropout changes points
+        for p in model.tower.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen))
+    items = np.arange(U)
+    _, r1 = score_items(model, data, items)
+    _, r2 = score_items(model, data, items)
+    assert model.training and np.array_equal(r1, r2)
+    model.eval()
+    with torch.no_grad():
+        d = M.pairwise_dist(ball, model.items(xi), model.categories(None))
+    ref = np.array([int((d[i] <= d[i, truth[i][0]]).sum()) for i in range(U)])
+    assert np.array_equal(r1, ref)
+    embed_categories(model, data.cand)
+    assert not model.training

@@ -332,9 +332,13 @@ def _optimizer(model: ItemModel, cfg: ItemTaskConfig):
 
 @torch.no_grad()
 def embed_categories(model: ItemModel, cand: np.ndarray) -> Tensor:
+    """Points of the candidates ``cand``, in eval mode; the model's mode is
+    restored (not set to train: a caller that switched to eval mode to score
+    items must stay there, or the text head's dropout would blur the items)."""
+    was = model.training
     model.eval()
     z = model.categories(None)[torch.as_tensor(cand, device=model.x_nodes.device)]
-    model.train()
+    model.train(was)
     return z
 
 
