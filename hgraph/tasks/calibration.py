@@ -70,9 +70,13 @@ def group_minima(model, data, items: np.ndarray, seen: np.ndarray, chunk: int = 
     zc = model.categories(None)[cand]
     seen_t = torch.as_tensor(seen, device=zc.device)
     out = {k: [] for k in ("d_seen", "d_unseen", "hit_seen", "hit_unseen")}
+    # items embedded in the batches score_items uses: a text head's numerics depend a
+    # little on the batch (its length-sorted chunks), enough to flip near-tied top-1s
+    zi = torch.cat([model.items(data.item_input(items[a:a + 1024]))
+                    for a in range(0, len(items), 1024)]) if len(items) else None
     for a in range(0, len(items), chunk):
         ids = items[a:a + chunk]
-        d = M.pairwise_dist(model.manifold, model.items(data.item_input(ids)), zc)
+        d = M.pairwise_dist(model.manifold, zi[a:a + chunk], zc)
         for name, mask in (("seen", seen_t), ("unseen", ~seen_t)):
             dd = d.masked_fill(~mask, float("inf"))
             v, j = dd.min(dim=1)
