@@ -33,6 +33,7 @@ import torch
 
 from hgraph import manifolds as M
 from hgraph.data.item_splits import ItemSplits
+from hgraph.tasks.item_models import embed_categories, embed_items
 
 Tensor = torch.Tensor
 
@@ -65,15 +66,10 @@ def group_minima(model, data, items: np.ndarray, seen: np.ndarray, chunk: int = 
     (``seen``: (C,) bool over ``data.cand``), and whether that nearest one in
     each group is a true category.  Arrays ``d_seen, d_unseen, hit_seen,
     hit_unseen`` of length ``len(items)`` (``inf`` / False for an empty group)."""
-    model.eval()
-    cand = torch.as_tensor(data.cand, device=data.x_nodes.device)
-    zc = model.categories(None)[cand]
+    zc = embed_categories(model, data.cand)
     seen_t = torch.as_tensor(seen, device=zc.device)
     out = {k: [] for k in ("d_seen", "d_unseen", "hit_seen", "hit_unseen")}
-    # items embedded in the batches score_items uses: a text head's numerics depend a
-    # little on the batch (its length-sorted chunks), enough to flip near-tied top-1s
-    zi = torch.cat([model.items(data.item_input(items[a:a + 1024]))
-                    for a in range(0, len(items), 1024)]) if len(items) else None
+    zi = embed_items(model, data, items) if len(items) else None
     for a in range(0, len(items), chunk):
         ids = items[a:a + chunk]
         d = M.pairwise_dist(model.manifold, zi[a:a + chunk], zc)
@@ -84,7 +80,6 @@ def group_minima(model, data, items: np.ndarray, seen: np.ndarray, chunk: int = 
             top = data.cand[j.cpu().numpy()]
             out[f"hit_{name}"].append(np.array([bool(np.isfinite(x)) and int(c) in data.truth[i]
                                                 for x, c, i in zip(v.tolist(), top, ids)]))
-    model.train()
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
 
 

@@ -26,6 +26,7 @@ Capabilities are declared (``trainable``, ``uses_graph``, ``places_new``).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Dict, Optional, Type
 
 import geoopt
@@ -242,6 +243,34 @@ class TableModel(ItemModel):
                          "categories added after training")
 
 
+@contextmanager
+def evaluating(model):
+    """Eval mode inside, the caller's mode restored after (scoring, mining and
+    timing all nest: none may leave a text head's dropout on or off for the others)."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
+def embed_items(model: ItemModel, data, items: np.ndarray) -> Tensor:
+    """(n, D) points of items ``items`` (ids), in eval mode, in batches of 1,024
+    (the same batches everywhere: a text head's numerics depend a little on
+    its length-sorted chunks, enough to flip near-tied top-1s)."""
+    with evaluating(model):
+        return torch.cat([model.items(data.item_input(items[a:a + 1024]))
+                          for a in range(0, len(items), 1024)])
+
+
+@torch.no_grad()
+def embed_categories(model: ItemModel, cand: np.ndarray) -> Tensor:
+    """(C, D) points of the candidates ``cand``, in eval mode (:func:`evaluating`)."""
+    with evaluating(model):
+        return model.categories(None)[torch.as_tensor(cand, device=model.x_nodes.device)]
+
+
 #: name -> trained item model
 ITEM_MODELS: Dict[str, Type[ItemModel]] = {
     "ramen": SiameseModel,
@@ -296,4 +325,5 @@ ITEM_ENCODERS = tuple(ITEM_MODELS) + tuple(SCORERS)
 
 __all__ = ["ITEM_ENCODERS", "ITEM_MODELS", "SCORERS", "ItemAdapter", "ItemTower", "TextHead",
            "ItemModel", "item_points", "SiameseModel",
-           "GraphModel", "TableModel", "Scorer", "CosineScorer", "KnnScorer", "make_tower"]
+           "GraphModel", "TableModel", "Scorer", "CosineScorer", "KnnScorer", "make_tower",
+           "evaluating", "embed_items", "embed_categories"]

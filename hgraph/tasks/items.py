@@ -46,7 +46,7 @@ from hgraph.errors import HGraphInputError
 from hgraph.eval.items import item_metrics, rank_categories, rank_scores, undirected
 from hgraph.losses import GraphRegularizer
 from hgraph.tasks.item_models import (ITEM_ENCODERS, ITEM_MODELS, SCORERS, ItemModel, Scorer,
-                                      TextHead)
+                                      TextHead, embed_categories, embed_items, evaluating)
 
 Tensor = torch.Tensor
 METRICS = ("p1", "p5", "mrr", "hp5", "tree_dist")
@@ -301,19 +301,18 @@ def mine_negatives(model: ItemModel, data: ItemData, items: np.ndarray, k: int,
     them: ANCE, NGAME).  Training items only."""
     cand = data.cand if cand is None else cand
     zc = embed_categories(model, cand)
-    model.eval()
     extra = max(len(data.truth[i]) for i in items) if len(items) else 0
     kk = min(k + extra, len(cand))
     out = np.empty((len(items), k), dtype=np.int64)
     for a in range(0, len(items), chunk):
         ids = items[a:a + chunk]
-        zi = model.items(data.item_input(ids))
+        with evaluating(model):
+            zi = model.items(data.item_input(ids))
         near = M.pairwise_dist(model.manifold, zi, zc).topk(kk, dim=1, largest=False).indices
         near = cand[near.cpu().numpy()]
         for r, i in enumerate(ids):
             row = near[r][~np.isin(near[r], data.truth[i])][:k]
             out[a + r] = np.resize(row, k) if len(row) else cand[:k]
-    model.train()
     return out
 
 
@@ -331,18 +330,6 @@ def _optimizer(model: ItemModel, cfg: ItemTaskConfig):
 
 
 @torch.no_grad()
-def embed_categories(model: ItemModel, cand: np.ndarray) -> Tensor:
-    """Points of the candidates ``cand``, in eval mode; the model's mode is
-    restored (not set to train: a caller that switched to eval mode to score
-    items must stay there, or the text head's dropout would blur the items)."""
-    was = model.training
-    model.eval()
-    z = model.categories(None)[torch.as_tensor(cand, device=model.x_nodes.device)]
-    model.train(was)
-    return z
-
-
-@torch.no_grad()
 def score_items(model, data: ItemData, items: np.ndarray, k: int = 10, z_cats=None,
                 offset: Optional[Tensor] = None):
     """(topk (n, k), rank (n,)) of items ``items`` (item ids) over the candidates
@@ -357,11 +344,8 @@ def score_items(model, data: ItemData, items: np.ndarray, k: int = 10, z_cats=No
             tops.append(t)
             ranks.append(r)
         return np.concatenate(tops), np.concatenate(ranks)
-    model.eval()
     zc = embed_categories(model, data.cand) if z_cats is None else z_cats
-    zi = torch.cat([model.items(data.item_input(items[a:a + 1024]))
-                    for a in range(0, len(items), 1024)])
-    model.train()
+    zi = embed_items(model, data, items)
     return rank_categories(model.manifold, zi, zc, data.cand, truth, k=k, offset=offset)
 
 
@@ -511,9 +495,8 @@ def inference_cost(model, data: ItemData, cfg: ItemTaskConfig, n_items: int = 10
             for a in range(0, len(sel), 512):
                 torch.topk(model.scores(x[a:a + 512]), 10, dim=1)
         else:
-            model.eval()
-            zi = model.items(x)
-            model.train()
+            with evaluating(model):
+                zi = model.items(x)
             for a in range(0, len(sel), 512):
                 torch.topk(-M.pairwise_dist(model.manifold, zi[a:a + 512], zc), 10, dim=1)
     place = time.perf_counter() - t0
@@ -546,9 +529,8 @@ def inference_cost(model, data: ItemData, cfg: ItemTaskConfig, n_items: int = 10
             new_ids = torch.arange(N, N + n_new, device=x_all.device)
             extra = torch.stack([torch.as_tensor(parents, device=x_all.device), new_ids])
             ei = torch.cat([data.edge_index, extra, extra.flip(0)], dim=1)
-            model.eval()
-            model.new_categories(x_all, ei, new_ids)
-            model.train()
+            with evaluating(model):
+                model.new_categories(x_all, ei, new_ids)
     add = time.perf_counter() - t0
     out.update({"new_categories_s": add, "new_categories_s_with_text": add + enc_new})
     return out
