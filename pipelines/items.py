@@ -46,6 +46,8 @@ HELP = {"dataset": "taxonomy (as pipelines/run.py --dataset); icd10cm:no7th = 47
                         "(0: none)",
         "item_text_layers": "items only: train the sentence encoder's last k transformer "
                             "layers (categories keep its frozen vectors; 0: all frozen)",
+        "shared_text_head": "the trained layers encode the categories too (re-encoded after "
+                            "every epoch; needs item_text_layers >= 1, encoder ramen)",
         "text_lr": "Adam rate of those layers",
         "negative_pool": "draw negatives among 'all' candidates or only the 'trained' ones "
                          "(categories with a training item)",

@@ -387,6 +387,48 @@ def test_text_head_untrained_gives_the_frozen_encoders_vectors_and_trains(tmp_pa
         assert torch.allclose(z, tower.tower(tower.text_head(*x)))
 
 
+@pytest.mark.xdist_group("minilm")
+def test_shared_text_head_encodes_the_categories_with_the_kept_weights(tmp_path):
+    """shared_text_head: untrained, the head's category vectors are the frozen encoder's;
+    after a run the exported category points are the tower over the *kept* (best-epoch)
+    head's vectors of the category texts, not the frozen ones; the head is trained through
+    the categories as well as the items; bad combinations are refused."""
+    from hgraph.data.text import node_texts, token_states
+    from hgraph.errors import HGraphInputError
+    from hgraph.tasks.items import (ItemTaskConfig, build, config_from_dict, load_exported,
+                                    load_item_data, make_item_splits, run_items)
+    base = dict(dataset="csv:data/samples/hpo_slice_edges.csv",
+                items="data/samples/hpo_slice_items.csv",
+                node_text="data/samples/hpo_slice_text.csv", out=str(tmp_path), progress=False,
+                epochs=3, patience=5, negatives=32, cost_items=10, threads=1, text_lr=1e-4,
+                item_text_layers=1, shared_text_head=True)
+    cfg = ItemTaskConfig(encoder="ramen", **base)
+    data = load_item_data(cfg, torch.device("cpu"))
+    assert data.node_states is not None and data.node_states[1].shape[0] == data.tax.num_nodes
+    sp = make_item_splits(data.items, data.tax.num_nodes, seed=0)
+    model = build(cfg, data, sp, 0)
+    assert torch.allclose(model.x_nodes, data.x_nodes, atol=3e-3)
+    # one step's loss on the true categories alone reaches the head
+    ids = torch.as_tensor(data.cand[:8])
+    model.fresh_categories(ids).sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.text_head.parameters())
+    res = run_items(cfg)
+    assert np.isfinite(res["per_seed"][0]["p1"]) and res["per_seed"][0]["best_epoch"] >= 1
+    tower, d = load_exported(next(tmp_path.glob("*ramen*")) / "model_seed0.pt")
+    st, ln = token_states(node_texts(data.tax), skip_last=1, progress=False)
+    cand = d["cand"]
+    with torch.no_grad():
+        mine = tower.tower(tower.text_head(torch.as_tensor(st[cand]).float(),
+                                           torch.as_tensor(ln[cand])))
+        frozen = tower.tower(data.x_nodes[cand])
+    assert torch.allclose(d["cat_points"], mine, atol=1e-5)
+    assert not torch.allclose(d["cat_points"], frozen, atol=1e-4)
+    for bad in (dict(encoder="ramen"), dict(encoder="hgcn", item_text_layers=1)):
+        with pytest.raises(HGraphInputError, match="shared_text_head"):
+            config_from_dict({"shared_text_head": True, **bad})
+
+
 def test_items_cli_help_and_bad_config(tmp_path, capsys):
     import importlib.util
     from pathlib import Path

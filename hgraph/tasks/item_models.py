@@ -27,7 +27,7 @@ Capabilities are declared (``trainable``, ``uses_graph``, ``places_new``).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Dict, Optional, Type
+from typing import Dict, Optional, Tuple, Type
 
 import geoopt
 import numpy as np
@@ -159,9 +159,36 @@ class ItemModel(nn.Module):
         # logits = -scale * distance; learned (CLIP-style temperature), log-parametrised
         self.log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
 
+    #: with a shared text head (``shared_text_head``): (token states (N, T, F), lengths (N,))
+    #: of every node; ``x_nodes`` then holds the head's vectors of them (:meth:`refresh_categories`)
+    node_states: Optional[Tuple[Tensor, Tensor]] = None
+
     def items(self, x) -> Tensor:
         """(n, F) item text vectors (with a text head: (states, lengths)) -> (n, D) points."""
         return item_points(self, x)
+
+    def share_text_head(self, node_states: Tuple[Tensor, Tensor]) -> None:
+        """Encode the categories with the (trained) text head too, from ``node_states``."""
+        if self.text_head is None:
+            raise ValueError("a shared text head needs a text head (item_text_layers >= 1)")
+        self.node_states = node_states
+        self.refresh_categories()
+
+    def node_vectors(self, ids: Tensor) -> Tensor:
+        """(k, F) the text head's vectors of nodes ``ids`` (with gradients)."""
+        st, ln = self.node_states
+        return self.text_head(st[ids].to(self.x_nodes.dtype), ln[ids])
+
+    @torch.no_grad()
+    def refresh_categories(self, chunk: int = 4096) -> None:
+        """``x_nodes`` <- the text head's vectors of every node, in eval mode (in
+        chunks: the float16 states of all 47k ICD-10-CM codes are ~1 GB; as float32
+        at once they would be twice that again)."""
+        n = self.node_states[1].shape[0]
+        with evaluating(self):
+            self.x_nodes = torch.cat([self.node_vectors(torch.arange(a, min(a + chunk, n),
+                                                                     device=self.x_nodes.device))
+                                      for a in range(0, n, chunk)])
 
     def categories(self, ids: Optional[Tensor] = None) -> Tensor:
         """Points of categories ``ids`` (k,) (all nodes when None) -> (k, D)."""
@@ -180,6 +207,11 @@ class SiameseModel(ItemModel):
     def categories(self, ids: Optional[Tensor] = None) -> Tensor:
         x = self.x_nodes if ids is None else self.x_nodes[ids]
         return self.tower(x)
+
+    def fresh_categories(self, ids: Tensor) -> Tensor:
+        """Points of categories ``ids`` through the shared text head now (with
+        gradients into it), not from the last refresh of ``x_nodes``."""
+        return self.tower(self.node_vectors(ids))
 
 
 class GraphModel(ItemModel):

@@ -85,6 +85,10 @@ class ItemTaskConfig:
     item_adapter: int = 0                 # items only: residual MLP of this width before the tower
     item_text_layers: int = 0             # items only: train the sentence encoder's last k layers
     text_lr: float = 2e-5                 # ... at this Adam rate (pretrained weights: small)
+    # the trained text layers encode the categories too (one shared text head, as a siamese
+    # bi-encoder is fine-tuned): category vectors re-encoded after every epoch, gradients
+    # through each batch's true categories (negatives use the last refresh: ANCE-style)
+    shared_text_head: bool = False
     # calibrated stacking (hgraph.tasks.calibration): a twin model trained without a further
     # zero_shot_frac of the categories chooses a distance handicap for categories with
     # training items on validation; test is scored with and without it (keys cal_*)
@@ -127,6 +131,10 @@ def config_from_dict(d: Dict[str, Any], source: str = "<config>") -> ItemTaskCon
                                fix=f"choose from {', '.join(ITEM_ENCODERS)}")
     if cfg.item_text_layers < 0 or cfg.item_adapter < 0:
         raise HGraphInputError("item_text_layers and item_adapter are >= 0", file=source)
+    if cfg.shared_text_head and (not cfg.item_text_layers or cfg.encoder != "ramen"):
+        raise HGraphInputError("shared_text_head needs item_text_layers >= 1 and the ramen "
+                               "encoder (categories through the tower from their text)",
+                               file=source)
     if cfg.negative_pool not in ("all", "trained"):
         raise HGraphInputError(f"negative_pool is 'all' or 'trained', not {cfg.negative_pool!r}",
                                file=source)
@@ -154,6 +162,8 @@ class ItemData:
     #: with ``item_text_layers`` k: (states (U, T, F) float16, lengths (U,)), the token
     #: states entering the encoder's last k layers, per distinct item
     item_states: Optional[Tuple[Tensor, Tensor]] = None
+    #: with ``shared_text_head``: the same for every node's text (N, T, F), (N,)
+    node_states: Optional[Tuple[Tensor, Tensor]] = None
 
     def item_input(self, ids) -> Any:
         """What the item side of a model takes for items ``ids``: their text
@@ -241,6 +251,11 @@ def load_item_data(cfg: ItemTaskConfig, device: torch.device, dtype=torch.float3
         st, ln = token_states(texts, model=cfg.text_encoder, skip_last=cfg.item_text_layers,
                               progress=cfg.progress)
         states = (torch.as_tensor(st, device=device), torch.as_tensor(ln, device=device))
+    node_states = None
+    if cfg.shared_text_head and cfg.encoder in ITEM_MODELS:
+        st, ln = token_states(node_texts(tax), model=cfg.text_encoder,
+                              skip_last=cfg.item_text_layers, progress=cfg.progress)
+        node_states = (torch.as_tensor(st, device=device), torch.as_tensor(ln, device=device))
     encode_s = time.perf_counter() - t0
     truth: List[List[int]] = [[] for _ in range(U)]
     for i, c in zip(ids, items.category):
@@ -257,7 +272,7 @@ def load_item_data(cfg: ItemTaskConfig, device: torch.device, dtype=torch.float3
                     item_texts=texts, truth=[np.asarray(t, dtype=np.int64) for t in truth],
                     cand=cand, adj=undirected(e, tax.num_nodes),
                     up_hops=transitive_closure(e, tax.num_nodes, hops=True), edge_index=ei.to(device),
-                    encode_s=encode_s, item_states=states)
+                    encode_s=encode_s, item_states=states, node_states=node_states)
 
 
 # ---------------------------------------------------------------------- training
@@ -385,7 +400,8 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
 
     v0 = validate()
     history.append({"epoch": 0, "val_p1": v0, "loss": float("nan"), "time_s": 0.0})
-    best, best_state = v0, copy.deepcopy(model.state_dict())
+    # the state to keep: weights, and the category vectors a shared text head gave them
+    best, best_state = v0, (copy.deepcopy(model.state_dict()), model.x_nodes)
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
@@ -414,6 +430,9 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
             target = torch.as_tensor(inv[:len(bc)], device=dev)
             pool_t = torch.as_tensor(pool, device=dev)
             zc = model.categories(pool_t)
+            if model.node_states is not None:    # the true categories through the head now
+                up = torch.as_tensor(np.unique(inv[:len(bc)]), device=dev)
+                zc = zc.index_copy(0, up, model.fresh_categories(pool_t[up]))
             zi = model.items(data.item_input(bi))
             logits = -model.log_scale.exp() * M.pairwise_dist(model.manifold, zi, zc)
             # an item's other true categories are not negatives
@@ -440,6 +459,8 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
+        if model.node_states is not None:
+            model.refresh_categories()
         v = validate()
         el = time.perf_counter() - t0
         history.append({"epoch": epoch, "val_p1": v, "loss": float(np.mean(losses)),
@@ -448,12 +469,14 @@ def train_items(model: ItemModel, data: ItemData, sp: ItemSplits, cfg: ItemTaskC
             print(f"  epoch {epoch}: loss {np.mean(losses):.4f} val P@1 {v:.4f} "
                   f"({el:.0f} s)", file=sys.stderr)
         if v > best:
-            best, best_state, best_epoch, bad = v, copy.deepcopy(model.state_dict()), epoch, 0
+            best, best_state, best_epoch, bad = v, (copy.deepcopy(model.state_dict()),
+                                                    model.x_nodes), epoch, 0
         else:
             bad += 1
         if bad >= cfg.patience or (cfg.time_cap_s and el >= cfg.time_cap_s):
             break
-    model.load_state_dict(best_state)
+    model.load_state_dict(best_state[0])
+    model.x_nodes = best_state[1]
     return {"train_time_s": time.perf_counter() - t0, "best_epoch": best_epoch,
             "epochs_run": history[-1]["epoch"], "best_val_p1": best, "history": history}
 
@@ -511,10 +534,11 @@ def inference_cost(model, data: ItemData, cfg: ItemTaskConfig, n_items: int = 10
                      size=n_new)
     all_texts = node_texts(tax)
     texts = [all_texts[i] for i in src]
+    shared = not isinstance(model, Scorer) and model.node_states is not None
     t0 = time.perf_counter()
-    xnew = torch.as_tensor(encode_texts(texts, model=cfg.text_encoder, progress=False,
-                                        cache=False), dtype=data.x_nodes.dtype,
-                           device=data.x_nodes.device)
+    # a shared text head encodes categories as items: the lower layers' states, then the head
+    xnew = item_input_from_texts(texts, cfg.text_encoder, cfg.item_text_layers if shared else 0,
+                                 dtype=data.x_nodes.dtype, device=data.x_nodes.device)
     enc_new = time.perf_counter() - t0
     N = tax.num_nodes
     t0 = time.perf_counter()
@@ -522,7 +546,10 @@ def inference_cost(model, data: ItemData, cfg: ItemTaskConfig, n_items: int = 10
         if isinstance(model, Scorer):
             nn.functional.normalize(xnew, dim=-1)
         else:
-            x_all = torch.cat([data.x_nodes, xnew])
+            if shared:
+                with evaluating(model):
+                    xnew = model.text_head(*xnew)
+            x_all = torch.cat([model.x_nodes, xnew])
             par = tax.child_to_parent
             parents = np.array([par.indices[par.indptr[c]] if par.indptr[c + 1] > par.indptr[c]
                                 else c for c in src])
@@ -552,7 +579,10 @@ def build(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int):
                                      text_head=TextHead.from_encoder(cfg.text_encoder,
                                                                      cfg.item_text_layers)
                                      if cfg.item_text_layers else None)
-    return model.to(device=data.x_nodes.device, dtype=data.x_nodes.dtype)
+    model = model.to(device=data.x_nodes.device, dtype=data.x_nodes.dtype)
+    if data.node_states is not None:
+        model.share_text_head(data.node_states)
+    return model
 
 
 def run_seed(cfg: ItemTaskConfig, data: ItemData, seed: int,
