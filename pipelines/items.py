@@ -49,6 +49,8 @@ HELP = {"dataset": "taxonomy (as pipelines/run.py --dataset); icd10cm:no7th = 47
         "shared_text_head": "the trained layers encode the categories too (re-encoded after "
                             "every epoch; needs item_text_layers >= 1, encoder ramen)",
         "text_lr": "Adam rate of those layers",
+        "category_context": "a category's text followed by its first k ancestors' texts "
+                            "(0: its own only)",
         "negative_pool": "draw negatives among 'all' candidates or only the 'trained' ones "
                          "(categories with a training item)",
         "calibrate": "also score test with calibrated stacking: a twin model trained without "

@@ -542,3 +542,23 @@ def test_resume_keeps_the_seeds_a_run_folder_holds(tmp_path, capsys):
     # other settings: nothing is kept
     assert cli.main(base + ["--seeds", "0", "--resume", "--lr", "3e-3"]) == 0
     assert (run / "per_item_seed0.npz").stat().st_mtime_ns != stamp
+
+
+def test_category_context_appends_first_parent_ancestors():
+    from hgraph.data.taxonomy import Taxonomy
+    from hgraph.errors import HGraphInputError
+    from hgraph.tasks.items import config_from_dict, context_texts
+    tax = Taxonomy.from_edges(["a", "b", "c", "c"], ["r", "r", "a", "b"])
+    i = {k: tax.index(k) for k in "rabc"}
+    tax.texts = [""] * tax.num_nodes
+    for k, u in i.items():
+        tax.texts[u] = k.upper()
+    par = tax.child_to_parent
+    first = tax.texts[int(par.indices[par.indptr[i["c"]]])]        # A or B: c's first parent
+    assert first in ("A", "B")
+    got = context_texts(tax, 1)
+    assert got[i["r"]] == "R" and got[i["a"]] == "A ; R" and got[i["c"]] == "C ; " + first
+    assert context_texts(tax, 0) == tax.texts
+    assert context_texts(tax, 5)[i["c"]] == f"C ; {first} ; R"    # the root ends the path
+    with pytest.raises(HGraphInputError, match="category_context"):
+        config_from_dict({"category_context": -1})

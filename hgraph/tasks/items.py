@@ -59,6 +59,9 @@ class ItemTaskConfig:
     items: Optional[str] = None           # CSV text,category[,split]; default: the dataset's own
     node_text: Optional[str] = None       # CSV id,text: node text (default: the dataset's own)
     subtree: Optional[str] = None         # keep only this node and its descendants
+    # a category's text followed by its first k ancestors' (first parent at each step),
+    # joined by " ; ": "Other specified ..." codes say of what (0: its own text only)
+    category_context: int = 0
     encoder: str = "ramen"
     manifold: str = "poincare"
     seeds: Tuple[int, ...] = (0,)
@@ -129,8 +132,9 @@ def config_from_dict(d: Dict[str, Any], source: str = "<config>") -> ItemTaskCon
     if cfg.encoder not in ITEM_ENCODERS:
         raise HGraphInputError(f"unknown encoder {cfg.encoder!r} for the item task", file=source,
                                fix=f"choose from {', '.join(ITEM_ENCODERS)}")
-    if cfg.item_text_layers < 0 or cfg.item_adapter < 0:
-        raise HGraphInputError("item_text_layers and item_adapter are >= 0", file=source)
+    if cfg.item_text_layers < 0 or cfg.item_adapter < 0 or cfg.category_context < 0:
+        raise HGraphInputError("item_text_layers, item_adapter and category_context are >= 0",
+                               file=source)
     if cfg.shared_text_head and (not cfg.item_text_layers or cfg.encoder != "ramen"):
         raise HGraphInputError("shared_text_head needs item_text_layers >= 1 and the ramen "
                                "encoder (categories through the tower from their text)",
@@ -208,6 +212,23 @@ def _subtree(tax: Taxonomy, top: str) -> Tuple[Taxonomy, np.ndarray]:
     return sub, old_of_new
 
 
+def context_texts(tax: Taxonomy, k: int, sep: str = " ; ") -> List[str]:
+    """Every node's text followed by the texts of its first ``k`` ancestors
+    along first parents (fewer near the root), joined by ``sep``."""
+    own = node_texts(tax)
+    par = tax.child_to_parent
+    out = []
+    for u in range(tax.num_nodes):
+        parts, v = [own[u]], u
+        for _ in range(k):
+            if par.indptr[v + 1] == par.indptr[v]:
+                break
+            v = int(par.indices[par.indptr[v]])
+            parts.append(own[v])
+        out.append(sep.join(parts))
+    return out
+
+
 def load_item_data(cfg: ItemTaskConfig, device: torch.device, dtype=torch.float32) -> ItemData:
     """Taxonomy, items, text vectors (cached), candidates and graph."""
     dcfg = DataConfig(dataset=cfg.dataset, text_encoder=cfg.text_encoder)
@@ -237,6 +258,8 @@ def load_item_data(cfg: ItemTaskConfig, device: torch.device, dtype=torch.float3
                       None if items.split is None else items.split[inside], items.source)
     if len(items) == 0:
         raise HGraphInputError("no items left", file=items.source)
+    if cfg.category_context:
+        tax.texts = context_texts(tax, cfg.category_context)
     t0 = time.perf_counter()
     xn = encode_texts(node_texts(tax), model=cfg.text_encoder, progress=cfg.progress)
     ids = items.item_ids()
