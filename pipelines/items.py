@@ -156,7 +156,8 @@ def report(folder: Path) -> int:
     from hgraph.tasks.items_report import CAL, paired, paired_markdown, table
     order = ["features", "knn", "shallow", "twotower", "ramen", "hgcn", "ramen_euclidean",
              "hgcn_euclidean", "ramen_trained_neg", "ramen_text1", "ramen_text1 calibrated",
-             "hgcn_text1", "hgcn_text1 calibrated"]
+             "hgcn_text1", "hgcn_text1 calibrated", "ramen_shared1", "ramen_shared1_long",
+             "ramen_context1"]
     found = {p.parent.name: str(p.parent) for p in sorted(folder.glob("*/metrics.json"))}
     if not found:
         raise HGraphInputError("no finished run here", file=str(folder))
@@ -172,7 +173,9 @@ def report(folder: Path) -> int:
                  ("hgcn", "hgcn_euclidean"), ("ramen_trained_neg", "ramen"),
                  ("ramen_text1", "ramen"), ("hgcn_text1", "ramen_text1"),
                  ("ramen_text1 calibrated", "ramen_text1"),
-                 ("hgcn_text1 calibrated", "ramen_text1 calibrated")):
+                 ("hgcn_text1 calibrated", "ramen_text1 calibrated"),
+                 ("ramen_shared1", "ramen"), ("ramen_shared1", "ramen_text1"),
+                 ("ramen_shared1_long", "ramen"), ("ramen_context1", "ramen")):
         if a in found and b in found:
             print()
             print(paired_markdown(paired(found[a], found[b], slices=("all", "seen", "zero")
