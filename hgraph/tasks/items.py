@@ -89,8 +89,10 @@ class ItemTaskConfig:
     item_text_layers: int = 0             # items only: train the sentence encoder's last k layers
     text_lr: float = 2e-5                 # ... at this Adam rate (pretrained weights: small)
     # the trained text layers encode the categories too (one shared text head, as a siamese
-    # bi-encoder is fine-tuned): category vectors re-encoded after every epoch, gradients
-    # through each batch's true categories (negatives use the last refresh: ANCE-style)
+    # bi-encoder is fine-tuned): every category re-encoded after each epoch (the next
+    # epoch's negatives and validation use those vectors, ANCE-style); the head learns from
+    # the category side in a second softmax over the batch's true categories and one
+    # sibling each, all encoded during the step
     shared_text_head: bool = False
     # calibrated stacking (hgraph.tasks.calibration): a twin model trained without a further
     # zero_shot_frac of the categories chooses a distance handicap for categories with
