@@ -1,5 +1,7 @@
 """The item -> category task: leak-free splits and slices, each metric on a
 hand-computed case, the shared item tower, and an end-to-end run that learns."""
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -413,6 +415,18 @@ def test_shared_text_head_encodes_the_categories_with_the_kept_weights(tmp_path)
     model.fresh_categories(ids).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0
                for p in model.text_head.parameters())
+    # training: every step encodes its batch's true categories through the head (the
+    # second softmax), and every epoch re-encodes all categories
+    from hgraph.tasks.items import train_items
+    seen_ids, refreshed = [], []
+    fresh, refresh = model.fresh_categories, model.refresh_categories
+    model.fresh_categories = lambda ids: (seen_ids.append(set(ids.tolist())), fresh(ids))[1]
+    model.refresh_categories = lambda: (refreshed.append(1), refresh())[1]
+    train_items(model, data, sp, dataclasses.replace(cfg, epochs=2, patience=5), 0)
+    tr = sp.rows("train")
+    steps = 2 * int(np.ceil(len(tr) / cfg.batch_size))
+    assert len(seen_ids) == steps and len(refreshed) == 2
+    assert set(sp.category[tr].tolist()) <= set().union(*seen_ids)
     res = run_items(cfg)
     assert np.isfinite(res["per_seed"][0]["p1"]) and res["per_seed"][0]["best_epoch"] >= 1
     tower, d = load_exported(next(tmp_path.glob("*ramen*")) / "model_seed0.pt")
