@@ -56,6 +56,9 @@ HELP = {"dataset": "taxonomy (as pipelines/run.py --dataset); icd10cm:no7th = 47
         "calibrate": "also score test with calibrated stacking: a twin model trained without "
                      "a further share of categories chooses, on validation, a distance "
                      "handicap for categories with training items (doubles training time)",
+        "rerank": "also score test with a learned second stage over each item's top k "
+                  "categories (gradient-boosted trees on score, text, hierarchy and seen "
+                  "features), fitted on the calibration twin's lists (0: off; k >= 10)",
         "lr": "Adam learning rate of the towers (per step)",
         "epochs": "maximum epochs (early stop on validation P@1)",
         "threads": "torch threads (0: torch's default)",
@@ -153,7 +156,7 @@ def tune(doc: dict, common: dict, src: str, command: str, only=None) -> Tuple[di
 
 
 def report(folder: Path) -> int:
-    from hgraph.tasks.items_report import CAL, paired, paired_markdown, table
+    from hgraph.tasks.items_report import CAL, RR, paired, paired_markdown, table
     order = ["features", "knn", "shallow", "twotower", "ramen", "hgcn", "ramen_euclidean",
              "hgcn_euclidean", "ramen_trained_neg", "ramen_text1", "ramen_text1 calibrated",
              "hgcn_text1", "hgcn_text1 calibrated", "ramen_shared1", "ramen_shared1_long",
@@ -162,9 +165,13 @@ def report(folder: Path) -> int:
     if not found:
         raise HGraphInputError("no finished run here", file=str(folder))
     # a run made with calibrate: true also gives the row of its calibrated scoring
+    # (and with rerank: k, the row of its reranked scoring)
     for n, d in list(found.items()):
-        if "cal_p1" in json.loads((Path(d) / "metrics.json").read_text())["mean_std"]:
+        mean_std = json.loads((Path(d) / "metrics.json").read_text())["mean_std"]
+        if "cal_p1" in mean_std:
             found[f"{n} calibrated"] = d + CAL
+        if "rr_p1" in mean_std:
+            found[f"{n} reranked"] = d + RR
     names = [n for n in order if n in found] + [n for n in found if n not in order]
     print(table({n: found[n] for n in names}))
     # paired intervals on the seeds both runs have: graph as input vs regulariser, the
@@ -175,7 +182,9 @@ def report(folder: Path) -> int:
                  ("ramen_text1 calibrated", "ramen_text1"),
                  ("hgcn_text1 calibrated", "ramen_text1 calibrated"),
                  ("ramen_shared1", "ramen"), ("ramen_shared1", "ramen_text1"),
-                 ("ramen_shared1_long", "ramen"), ("ramen_context1", "ramen")):
+                 ("ramen_shared1_long", "ramen"), ("ramen_context1", "ramen"),
+                 ("ramen_rr reranked", "ramen_rr"), ("ramen_rr reranked", "ramen_rr calibrated"),
+                 ("hgcn_rr reranked", "ramen_rr reranked"), ("features_rr reranked", "features")):
         if a in found and b in found:
             print()
             print(paired_markdown(paired(found[a], found[b], slices=("all", "seen", "zero")

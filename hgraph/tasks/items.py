@@ -98,6 +98,10 @@ class ItemTaskConfig:
     # zero_shot_frac of the categories chooses a distance handicap for categories with
     # training items on validation; test is scored with and without it (keys cal_*)
     calibrate: bool = False
+    # a learned second stage (hgraph.tasks.rerank) over each item's top `rerank` categories,
+    # fitted on the same twin's lists for validation and held-out categories' items; test
+    # is scored with and without it (keys rr_*; 0: off, else >= 10)
+    rerank: int = 0
     reg_lambda: float = 0.0               # graph regulariser weight (category triplets)
     reg_kinds: Tuple[str, ...] = ("ancestor", "sibling")
     reg_margin: float = 0.1
@@ -141,6 +145,9 @@ def config_from_dict(d: Dict[str, Any], source: str = "<config>") -> ItemTaskCon
         raise HGraphInputError("shared_text_head needs item_text_layers >= 1 and the ramen "
                                "encoder (categories through the tower from their text)",
                                file=source)
+    if cfg.rerank and cfg.rerank < 10:
+        raise HGraphInputError(f"rerank is 0 (off) or a list length >= 10, not {cfg.rerank}",
+                               file=source, fix="rerank: 20")
     if cfg.negative_pool not in ("all", "trained"):
         raise HGraphInputError(f"negative_pool is 'all' or 'trained', not {cfg.negative_pool!r}",
                                file=source)
@@ -657,25 +664,44 @@ def run_seed(cfg: ItemTaskConfig, data: ItemData, seed: int,
             if len(sp.items_of("val")) else float("nan")
     arrays = {"items": test, "slice": slices.astype(str), "top1": top[:, 0], "rank": rank,
               **per_item}
+    twin = None
     if cfg.calibrate and model.trainable:
-        m_cal, a_cal = _calibrated(cfg, data, sp, seed, model, test, slices, cand_mask)
+        twin = _twin(cfg, data, sp, seed)
+        m_cal, a_cal = _calibrated(cfg, data, sp, seed, model, test, slices, cand_mask, twin)
         metrics.update(m_cal)
         arrays.update(a_cal)
+    if cfg.rerank:
+        twin = twin or _twin(cfg, data, sp, seed)
+        m_rr, a_rr = _reranked(cfg, data, sp, seed, model, test, slices, cand_mask, twin, rank)
+        metrics.update(m_rr)
+        arrays.update(a_rr)
     return metrics, {"history": info["history"], "arrays": arrays, "model": model}
 
 
-def _calibrated(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int, model,
-                test: np.ndarray, slices: np.ndarray, cand_mask: np.ndarray):
-    """Calibrated stacking (:mod:`hgraph.tasks.calibration`): the twin model on
-    the inner split chooses γ on validation; ``model`` is scored on ``test``
-    with γ added to the distance of every candidate with a training item.
-    -> (``cal_*`` metrics, ``cal_*`` per-item arrays incl. the test items'
-    group minima, from which the whole γ curve can be redrawn)."""
+def _twin(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int):
+    """(inner split, held-out item ids, twin model, its training info, seconds): the
+    model of ``cfg`` trained on :func:`hgraph.tasks.calibration.hold_out_categories`'
+    inner split (an untrained baseline is just built on it), shared by calibrated
+    stacking and the reranker."""
     from hgraph.tasks import calibration as C
     t0 = time.perf_counter()
     inner, held = C.hold_out_categories(sp, cfg.zero_shot_frac, seed)
     twin = build(cfg, data, inner, seed)
-    twin_info = train_items(twin, data, inner, replace(cfg, progress=False), seed)
+    info = train_items(twin, data, inner, replace(cfg, progress=False), seed) \
+        if twin.trainable else {"train_time_s": 0.0, "best_val_p1": float("nan")}
+    return inner, held, twin, info, time.perf_counter() - t0
+
+
+def _calibrated(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int, model,
+                test: np.ndarray, slices: np.ndarray, cand_mask: np.ndarray, twin_parts):
+    """Calibrated stacking (:mod:`hgraph.tasks.calibration`): the twin model on
+    the inner split (:func:`_twin`) chooses γ on validation; ``model`` is scored on
+    ``test`` with γ added to the distance of every candidate with a training item.
+    -> (``cal_*`` metrics, ``cal_*`` per-item arrays incl. the test items'
+    group minima, from which the whole γ curve can be redrawn)."""
+    from hgraph.tasks import calibration as C
+    t0 = time.perf_counter()
+    inner, held, twin, twin_info, twin_s = twin_parts
     val = sp.items_of("val")
     val_zero = inner.slice_of(val) == "zero"
     seen_in = inner.train_count[data.cand] > 0
@@ -693,7 +719,7 @@ def _calibrated(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int, 
     m.update({f"cal_{k}": v for k, v in choice.items()})
     m.update({"cal_twin_train_s": twin_info["train_time_s"],
               "cal_twin_best_val_p1": twin_info["best_val_p1"],
-              "cal_time_s": time.perf_counter() - t0})
+              "cal_time_s": time.perf_counter() - t0 + twin_s})
     if cfg.progress:
         print(f"  calibration: gamma {choice['gamma']:.4f} (validation P@1 seen "
               f"{choice['val_p1_seen_0']:.3f} -> {choice['val_p1_seen']:.3f}, unseen "
@@ -703,6 +729,46 @@ def _calibrated(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int, 
     arrays = {f"cal_{k}": v for k, v in per_item.items()}
     arrays.update({"cal_top1": top[:, 0], "cal_rank": rank,
                    **{f"test_{k}": v for k, v in g_test.items()}})
+    return m, arrays
+
+
+def _reranked(cfg: ItemTaskConfig, data: ItemData, sp: ItemSplits, seed: int, model,
+              test: np.ndarray, slices: np.ndarray, cand_mask: np.ndarray, twin_parts,
+              first_rank: np.ndarray):
+    """The learned second stage (:mod:`hgraph.tasks.rerank`): fitted on the twin's
+    top-``cfg.rerank`` lists for the validation items of the inner split's seen
+    categories and for the held-out categories' items, then applied to ``model``'s
+    lists for ``test`` (``first_rank``: the first stage's rank of each test item's
+    truth).  -> (``rr_*`` metrics, ``rr_*`` per-item arrays)."""
+    from hgraph.tasks import rerank as RR
+    t0 = time.perf_counter()
+    inner, held, twin, twin_info, twin_s = twin_parts
+    val = sp.items_of("val")
+    val_zero = inner.slice_of(val) == "zero"
+    feats = RR.ListFeatures(data)
+    groups = []
+    for items in (val[~val_zero], np.concatenate([val[val_zero], held])):
+        ids, score = RR.candidate_lists(twin, data, items, cfg.rerank)
+        groups.append((feats(items, ids, score, inner.train_count),
+                       RR.labels(ids, [data.truth[i] for i in items])))
+    rr = RR.Reranker(seed)
+    fit = rr.fit(groups)
+    ids, score = RR.candidate_lists(model, data, test, cfg.rerank)
+    order = rr.order(feats(test, ids, score, sp.train_count), cfg.rerank)
+    truth = [data.truth[i] for i in test]
+    top, rank = RR.reranked(ids, order, first_rank, truth)
+    per_item = item_metrics(top, rank, truth, data.adj, data.up_hops, cand_mask)
+    m = {f"rr_{k}": v for k, v in summarize(per_item, slices).items() if not k.startswith("n_")}
+    m.update({"rr_k": cfg.rerank, "rr_fit_items_seen": fit["items_0"],
+              "rr_fit_items_unseen": fit["items_1"], "rr_iterations": fit["iterations"],
+              "rr_twin_train_s": twin_info["train_time_s"], "rr_twin_s": twin_s,
+              "rr_time_s": time.perf_counter() - t0})
+    if cfg.progress:
+        print(f"  reranker (top {cfg.rerank}, fitted on {fit['items_0']} seen + "
+              f"{fit['items_1']} unseen items): test P@1 {m['rr_p1']:.4f} (seen "
+              f"{m['rr_p1_seen']:.4f}, zero {m['rr_p1_zero']:.4f})", file=sys.stderr)
+    arrays = {f"rr_{k}": v for k, v in per_item.items()}
+    arrays.update({"rr_top1": top[:, 0], "rr_rank": rank})
     return m, arrays
 
 

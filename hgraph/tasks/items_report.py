@@ -24,14 +24,20 @@ COLUMNS = (("P@1", "p1", 3), ("P@5", "p5", 3), ("MRR", "mrr", 3), ("hP@5", "hp5"
 
 
 #: a run folder named ``<folder>@cal`` is that run's test scored with calibrated
-#: stacking (``calibrate: true``; the ``cal_*`` metrics and per-item arrays)
+#: stacking (``calibrate: true``; the ``cal_*`` metrics and per-item arrays),
+#: ``<folder>@rr`` with the learned reranker (``rerank: k``; ``rr_*``)
 CAL = "@cal"
+RR = "@rr"
+VIEWS = {CAL: "cal_", RR: "rr_"}
 
 
 def _view(run_dir) -> Tuple[Path, str]:
-    """(folder, key prefix) of ``run_dir`` or ``run_dir@cal``."""
+    """(folder, key prefix) of ``run_dir``, ``run_dir@cal`` or ``run_dir@rr``."""
     d = str(run_dir)
-    return (Path(d[:-len(CAL)]), "cal_") if d.endswith(CAL) else (Path(d), "")
+    for suffix, prefix in VIEWS.items():
+        if d.endswith(suffix):
+            return Path(d[:-len(suffix)]), prefix
+    return Path(d), ""
 
 
 def load_run(run_dir) -> Dict:
@@ -45,7 +51,8 @@ def load_run(run_dir) -> Dict:
     if prefix:
         cal = {k[len(prefix):]: v for k, v in m["mean_std"].items() if k.startswith(prefix)}
         if "p1" not in cal:
-            raise ValueError(f"{run_dir} was not run with calibrate: true")
+            raise ValueError(f"{run_dir} was not run with "
+                             f"{'calibrate: true' if prefix == 'cal_' else 'rerank: k'}")
         m["mean_std"].update(cal)
         return m
     files = [Path(run_dir) / f"per_item_seed{ps['seed']}.npz" for ps in m["per_seed"]]
@@ -113,4 +120,4 @@ def paired_markdown(rows: List[Dict], a: str, b: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CAL", "COLUMNS", "load_run", "table", "paired", "paired_markdown"]
+__all__ = ["CAL", "RR", "VIEWS", "COLUMNS", "load_run", "table", "paired", "paired_markdown"]
