@@ -160,7 +160,9 @@ def report(folder: Path) -> int:
     order = ["features", "knn", "shallow", "twotower", "ramen", "hgcn", "ramen_euclidean",
              "hgcn_euclidean", "ramen_trained_neg", "ramen_text1", "ramen_text1 calibrated",
              "hgcn_text1", "hgcn_text1 calibrated", "ramen_shared1", "ramen_shared1_long",
-             "ramen_context1"]
+             "ramen_context1", "features_rr reranked", "ramen_rr", "ramen_rr calibrated",
+             "ramen_rr reranked", "hgcn_rr", "hgcn_rr calibrated", "hgcn_rr reranked",
+             "ramen_text1_rr", "ramen_text1_rr calibrated", "ramen_text1_rr reranked"]
     found = {p.parent.name: str(p.parent) for p in sorted(folder.glob("*/metrics.json"))}
     if not found:
         raise HGraphInputError("no finished run here", file=str(folder))
@@ -184,7 +186,10 @@ def report(folder: Path) -> int:
                  ("ramen_shared1", "ramen"), ("ramen_shared1", "ramen_text1"),
                  ("ramen_shared1_long", "ramen"), ("ramen_context1", "ramen"),
                  ("ramen_rr reranked", "ramen_rr"), ("ramen_rr reranked", "ramen_rr calibrated"),
-                 ("hgcn_rr reranked", "ramen_rr reranked"), ("features_rr reranked", "features")):
+                 ("hgcn_rr reranked", "hgcn_rr"), ("hgcn_rr reranked", "ramen_rr reranked"),
+                 ("ramen_text1_rr reranked", "ramen_text1_rr"),
+                 ("ramen_text1_rr reranked", "ramen_text1_rr calibrated"),
+                 ("features_rr reranked", "features")):
         if a in found and b in found:
             print()
             print(paired_markdown(paired(found[a], found[b], slices=("all", "seen", "zero")
