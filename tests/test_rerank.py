@@ -26,9 +26,8 @@ EDGES = [("a", "root"), ("b", "root"), ("a1", "a"), ("a2", "a"), ("b1", "b"), ("
 
 
 def _data(item_texts):
+    # the display names are the node texts (no tax.texts)
     tax = Taxonomy.from_edges([c for c, _ in EDGES], [p for _, p in EDGES], names=NAMES)
-    tax.texts = [NAMES[k] for k in tax.names] if set(tax.names) <= set(NAMES) else \
-        [NAMES[k] for k in tax.keys]
     n = tax.num_nodes
     gen = torch.Generator().manual_seed(0)
     return SimpleNamespace(
@@ -39,8 +38,7 @@ def _data(item_texts):
 
 
 def _id(tax, key):
-    keys = list(tax.keys if tax.keys is not None else tax.names)
-    return keys.index(key)
+    return list(tax.keys).index(key)
 
 
 def test_list_features_on_a_hand_built_taxonomy():
