@@ -1,4 +1,4 @@
-"""Behaviour pinned bit for bit: four small runs against ``tests/golden/*.json``.
+"""Behaviour pinned bit for bit: four small node runs and three item runs against ``tests/golden/*.json``.
 
 The resume test compares two runs of the same code, so it cannot see a change
 of behaviour; these files can.  They were written by
@@ -24,7 +24,7 @@ def _same(a, b) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(make_golden.RUNS))
+@pytest.mark.parametrize("name", sorted([*make_golden.RUNS, *make_golden.ITEM_RUNS]))
 def test_metrics_bit_equal_to_golden(name, tmp_path):
     want = json.loads((HERE / f"{name}.json").read_text())
     got = json.loads(json.dumps(make_golden.run_one(name, tmp_path), sort_keys=True))

@@ -114,6 +114,7 @@ class ItemTaskConfig:
     text_encoder: str = "minilm"
     device: str = "auto"
     threads: int = 0                      # torch threads (0: leave torch's default)
+    dtype: str = "float32"                # float32 or float64 (text vectors and weights)
     out: str = "results/items"
     name: Optional[str] = None
     progress: bool = True
@@ -862,7 +863,7 @@ def run_items(cfg: ItemTaskConfig, command: str = "", reuse=None,
     from hgraph.train import resolve_device
     device = resolve_device(cfg.device)
     t_wall = time.perf_counter()
-    data = load_item_data(cfg, device)
+    data = load_item_data(cfg, device, dtype=R.DTYPES[cfg.dtype])
     name = cfg.name or R.slug(f"{cfg.dataset}-{cfg.encoder}-{cfg.manifold}")
     run_dir = Path(cfg.out) / name
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The training loop, shared by every encoder.
+"""The training loop, shared by every encoder and task.
 
 One step: a batch of positive pairs ``(u, v)`` (u the anchor — a child or
 descendant — and v its parent or ancestor), ``K`` filtered negatives per
@@ -29,215 +29,23 @@ from __future__ import annotations
 
 import copy
 import math
-import random
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-import geoopt
 import numpy as np
 import torch
 
 from hgraph import distributed as D
 from hgraph import manifolds as M
 from hgraph.data.pairs import NegativeSampler
-from hgraph.errors import HGraphInputError
 from hgraph.losses import LOSSES, GraphRegularizer, lambda_at
-from hgraph.optim import (SparseBallRiemannianAdam, SparseBallRiemannianSGD, is_ball,
-                          row_grad)
+from hgraph.train.interrupt import StopOnSignal, TrainingDiverged, TrainingInterrupted
+from hgraph.train.optimizers import (_grads_finite, _state_finite, load_optimizer_state,
+                                     make_optimizer)
+from hgraph.train.schedule import _set_lr, lr_at
 
 Tensor = torch.Tensor
-
-
-class TrainingDiverged(RuntimeError):
-    """Too many non-finite steps in a row."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM during training: stopped after a step, checkpoint written.
-
-    ``signum``: the signal; ``epoch``: epochs completed; ``step``: steps done
-    in the next epoch (0 at an epoch boundary); ``checkpointed``: whether a
-    checkpoint was written (False when ``train`` had no checkpoint callback).
-    A KeyboardInterrupt, so ``except Exception`` does not swallow it.
-    """
-
-    def __init__(self, signum: int, epoch: int, step: int, checkpointed: bool):
-        self.signum, self.epoch, self.step, self.checkpointed = signum, epoch, step, checkpointed
-        super().__init__(f"{signal.Signals(signum).name} after epoch {epoch}"
-                         + (f" + {step} step{'s' if step != 1 else ''}" if step else ""))
-
-
-class _StopOnSignal:
-    """``with _StopOnSignal() as stop``: SIGINT/SIGTERM set ``stop.signum``.
-
-    Handlers are installed only in the main thread (Python allows no other)
-    and the previous ones are restored on exit.  A second signal raises
-    KeyboardInterrupt at once.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signum: Optional[int] = None
-        self._old: Dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
-        self.signum = signum
-
-    def __enter__(self) -> "_StopOnSignal":
-        if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
-            # None: the old handler was not installed from Python; the default is the best guess
-            signal.signal(s, signal.SIG_DFL if h is None else h)
-        self._old.clear()
-
-
-# ------------------------------------------------------------------ set-up
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise HGraphInputError("--device cuda was asked for but no CUDA device is available",
-                               fix="use --device auto or cpu")
-    return torch.device(name)
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM stopped a run; ``str()`` is one line naming the checkpoint
-    and the resume command.  The folder stays INCOMPLETE with no summary row;
-    ``exit_status`` is 128 + the signal number (130 SIGINT, 143 SIGTERM)."""
-
-    def __init__(self, message: str, signum: int):
-        self.signum = signum
-        self.exit_status = 128 + int(signum)
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-# ------------------------------------------------------------------ embedders
-class Embedder:
-    """Node ids of a training step -> their points: ``embedder(model, ids)``.
-
-    ``hides_pairs``: the embedder also takes the step's positive pairs
-    (``pairs=(u, v)``) and hides them from message passing.
-    """
-
-    hides_pairs: bool = False
-
-    def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class DirectEmbedder(Embedder):
-    """Points for ids without message passing: ``encoder(x[ids], None, ids)``."""
-
-    def __init__(self, x: Optional[Tensor]):
-        self.x = x
-
-    def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:
-        return model(None if self.x is None else self.x[ids], None, ids)
-
-
-def hide_pairs(edge_index: Tensor, node_ids: Optional[Tensor], u: Tensor, v: Tensor,
-               num_nodes: int) -> Tensor:
-    """``edge_index`` (2, E) without the edges between ``u[i]`` and ``v[i]``
-    (either direction).
-
-    ``edge_index`` holds local rows of ``node_ids`` (global ids), or global ids
-    when ``node_ids`` is None.  Used for the step's supervision pairs: a graph
-    encoder must not see the edge it is asked to predict, or it learns to put
-    a child next to its parent through the parent's message alone — a
-    shortcut that is gone at test time, where the held-out edge is absent
-    (PyG's ``RandomLinkSplit(disjoint_train_ratio=...)`` makes the same
-    separation once per split; here it is redrawn every step).
-    """
-    g = edge_index if node_ids is None else node_ids[edge_index]
-    n = int(num_nodes)
-    keys = g[0] * n + g[1]
-    hide = torch.cat([u * n + v, v * n + u]).to(keys.device)
-    return edge_index[:, ~torch.isin(keys, hide)]
-
-
-class FullGraphEmbedder(Embedder):
-    """Full-batch message passing over the training graph, then index.
-
-    With ``hide_supervision`` the step's positive pairs are removed from the
-    message-passing graph for that step (see :func:`hide_pairs`).
-    """
-
-    def __init__(self, x: Optional[Tensor], edge_index: Tensor, num_nodes: int,
-                 hide_supervision: bool = False):
-        self.x, self.edge_index = x, edge_index
-        self.num_nodes = num_nodes
-        self.hides_pairs = hide_supervision
-        self.all_ids = torch.arange(num_nodes, device=edge_index.device)
-
-    def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:
-        ei = self.edge_index
-        if pairs is not None and self.hides_pairs:
-            ei = hide_pairs(ei, None, pairs[0], pairs[1], self.num_nodes)
-        return model(self.x, ei, self.all_ids)[ids]
-
-
-class SampledEmbedder(Embedder):
-    """Neighbour-sampled subgraphs (torch-geometric ``NeighborLoader``).
-
-    The step's unique nodes are the seed nodes; ``fanouts[i]`` neighbours are
-    sampled at hop i (-1 = all).  The loader runs over the *training* graph
-    only, so held-out edges never appear in a sampled subgraph.
-    """
-
-    def __init__(self, data, fanouts, device, hide_supervision: bool = False):
-        from torch_geometric.loader import NeighborLoader
-        from hgraph.data.sampling import make_neighbor_sampler
-        self.device = device
-        self.hides_pairs = hide_supervision
-        self.num_nodes = int(data.num_nodes)
-        # pyg-lib/torch-sparse when importable, else hgraph's pure-PyTorch sampler
-        self.loader = NeighborLoader(data, num_neighbors=list(fanouts), batch_size=1,
-                                     shuffle=False,
-                                     neighbor_sampler=make_neighbor_sampler(data, list(fanouts)))
-
-    def __call__(self, model, ids: Tensor, pairs=None) -> Tensor:
-        batch = self.loader(ids.cpu()).to(self.device)
-        x = batch.x if "x" in batch else None
-        ei = batch.edge_index
-        if pairs is not None and self.hides_pairs:
-            ei = hide_pairs(ei, batch.n_id, pairs[0].to(self.device), pairs[1].to(self.device),
-                            self.num_nodes)
-        z = model(x, ei, batch.n_id)
-        return z[:batch.batch_size]
-
-
-def make_embedder(model, x: Optional[Tensor], pyg, cfg, device: torch.device) -> Embedder:
-    """The training embedder for ``model``: message passing for a graph encoder
-    (``uses_graph``) — full batch, or neighbour-sampled subgraphs of ``pyg``
-    (the training graph) — else direct.  ``cfg``: a
-    :class:`hgraph.config.SamplingConfig`."""
-    if not model.uses_graph:
-        return DirectEmbedder(x)
-    if cfg.full_batch:
-        return FullGraphEmbedder(x, pyg.edge_index.to(device), int(pyg.num_nodes),
-                                 hide_supervision=cfg.hide_supervision)
-    return SampledEmbedder(pyg, cfg.fanouts, device, hide_supervision=cfg.hide_supervision)
 
 
 # ------------------------------------------------------------------ data
@@ -293,146 +101,7 @@ class TrainResult:
     stop_reason: Optional[str] = None
 
 
-class _Optimizers:
-    """Several optimisers stepped as one (sparse table + dense rest)."""
 
-    def __init__(self, opts):
-        self.opts = opts
-
-    @property
-    def param_groups(self):
-        return [g for o in self.opts for g in o.param_groups]
-
-    def zero_grad(self, set_to_none: bool = True):
-        for o in self.opts:
-            o.zero_grad(set_to_none=set_to_none)
-
-    def step(self):
-        for o in self.opts:
-            o.step()
-
-    def state_dict(self):
-        return {"optimizers": [o.state_dict() for o in self.opts]}
-
-    def load_state_dict(self, state):
-        for o, s in zip(self.opts, state["optimizers"]):
-            o.load_state_dict(s)
-
-
-def make_optimizer(model: torch.nn.Module, cfg, lr: float):
-    """geoopt RiemannianAdam / RiemannianSGD over every parameter.
-
-    ManifoldParameters (shallow tables, hyperbolic biases) get Riemannian
-    updates; curvatures and Euclidean weights ordinary ones (geoopt treats a
-    plain tensor as Euclidean).  Weight decay applies to Euclidean weights only.
-    A shallow table (looked up with sparse gradients) gets a sparse variant,
-    which updates only the rows in the batch: at 84k nodes the dense update of
-    every row's moments was 60% of the step time.  On a Poincaré ball that is
-    :mod:`hgraph.optim`'s closed form of geoopt's sparse update; elsewhere
-    geoopt's own.
-    """
-    sparse_ids = {id(p) for p in model.sparse_parameters()}
-    sparse = [p for p in model.parameters() if id(p) in sparse_ids]
-    manifold_params = [p for p in model.parameters()
-                       if isinstance(p, geoopt.ManifoldParameter) and id(p) not in sparse_ids]
-    other = [p for p in model.parameters()
-             if not isinstance(p, geoopt.ManifoldParameter) and id(p) not in sparse_ids]
-    groups = []
-    if manifold_params:
-        groups.append({"params": manifold_params, "weight_decay": 0.0})
-    if other:
-        groups.append({"params": other, "weight_decay": cfg.weight_decay})
-    opts = []
-    # tables on a ball: hgraph.optim's closed-form row updates (geoopt's update; 13 ms
-    # instead of 23 ms per 1024-pair step on WordNet nouns, benchmarks/profile_shallow.py);
-    # other manifolds: geoopt's sparse optimisers
-    on_ball = all(isinstance(p, geoopt.ManifoldParameter) and is_ball(p.manifold)
-                  for p in sparse)
-    if cfg.optimizer == "rsgd":
-        if groups:
-            opts.append(geoopt.optim.RiemannianSGD(groups, lr=lr, stabilize=10))
-        if sparse:
-            opts.append(SparseBallRiemannianSGD(sparse, lr=lr) if on_ball
-                        else geoopt.optim.SparseRiemannianSGD(sparse, lr=lr))
-    else:
-        if groups:
-            opts.append(geoopt.optim.RiemannianAdam(groups, lr=lr, stabilize=10))
-        if sparse:
-            opts.append(SparseBallRiemannianAdam(sparse, lr=lr) if on_ball
-                        else geoopt.optim.SparseRiemannianAdam(sparse, lr=lr))
-    return opts[0] if len(opts) == 1 else _Optimizers(opts)
-
-
-def load_optimizer_state(opt, state: Dict[str, Any]) -> None:
-    """``opt.load_state_dict(state)``, keeping every per-parameter value's type.
-
-    ``torch.optim.Adam.__setstate__`` (run by ``load_state_dict``; geoopt's
-    RiemannianAdam inherits it) turns the saved ``step`` counts, Python ints,
-    into float32 tensors.  geoopt then computes the bias corrections
-    ``beta ** step`` in float32 instead of float64, so every step after a resume
-    differs from the uninterrupted run's in the last bits (1e-7 relative on the
-    loss) and the runs drift apart.  The saved values are put back as they were.
-    """
-    if isinstance(opt, _Optimizers):
-        for o, s in zip(opt.opts, state["optimizers"]):
-            load_optimizer_state(o, s)
-        return
-    opt.load_state_dict(state)
-    params = [p for g in opt.param_groups for p in g["params"]]
-    saved_ids = [i for g in state["param_groups"] for i in g["params"]]
-    for i, p in zip(saved_ids, params):
-        for key, value in state["state"].get(i, {}).items():
-            if not torch.is_tensor(value):
-                opt.state[p][key] = value
-
-
-def lr_at(cfg, epoch: int) -> float:
-    """The learning rate of 0-based ``epoch``: ``lr / burnin_lr_divisor`` during burn-in,
-    then ``lr`` (``lr_schedule`` constant) or ``lr * (n - e) / n`` for the e-th
-    of the n epochs after burn-in (linear: the last epoch runs at lr / n).  ``plateau``
-    (the fused trainer's) is ``lr`` here; :class:`hgraph.shallow_fit.Plateau` scales it.
-
-    With ``lr_unit`` pair the rate applies to each positive pair (the loop
-    sums the step's loss over its pairs), with batch to the step's mean."""
-    return rate_at(cfg.lr, epoch, cfg.epochs, cfg.burnin, cfg.burnin_lr_divisor,
-                   linear=cfg.lr_schedule == "linear")
-
-
-def rate_at(lr: float, epoch: int, epochs: int, burnin: int, burnin_lr_divisor: float,
-            linear: bool) -> float:
-    """The rule of :func:`lr_at` on plain numbers (also the fused trainer's
-    :func:`hgraph.shallow_fit.lr_at`)."""
-    if epoch < burnin:
-        return lr / burnin_lr_divisor
-    if linear:
-        n = max(epochs - burnin, 1)
-        return lr * max(n - (epoch - burnin), 1) / n
-    return lr
-
-
-def _set_lr(opt, lr: float) -> None:
-    for g in opt.param_groups:
-        g["lr"] = lr
-
-
-def _state_finite(model) -> bool:
-    return all(torch.isfinite(t).all() for t in model.state_dict().values()
-               if t.is_floating_point())
-
-
-def _grads_finite(model) -> bool:
-    for p in model.parameters():
-        g = p.grad
-        if g is None:
-            continue
-        if g.is_sparse:
-            g = row_grad(g)[1]
-        if not torch.isfinite(g).all():
-            return False
-    return True
-
-
-#: validation parent MRR ranks at most this many validation edges (a fixed, seeded
 #: subset): each costs a distance to every candidate node
 VAL_MRR_QUERIES = 2000
 #: validation on the training closure ("recon") ranks the ancestors of at most this many
@@ -506,14 +175,14 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
     (it gathers the ranks' torch RNG states) and should write on rank 0 only.
     """
     # same bits whatever the process ran before: a resumed run equals an uninterrupted one
-    with _StopOnSignal() as stop, M.reproducible_execution():
+    with StopOnSignal() as stop, M.reproducible_execution():
         return _train(model, data, cfg, device=device, seed=seed, progress=progress,
                       on_epoch=on_epoch, checkpoint=checkpoint, resume=resume, stop=stop,
                       dist=D.current() if dist is None else dist)
 
 
 def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, checkpoint,
-           resume, stop: _StopOnSignal, dist: D.Context) -> TrainResult:
+           resume, stop: StopOnSignal, dist: D.Context) -> TrainResult:
     from tqdm.auto import tqdm
 
     loss_fn = LOSSES[cfg.loss]
