@@ -2,7 +2,11 @@
 
 Every field of :class:`hgraph.config.RunConfig` and its sections is a flag
 (``gen_leaf_prob`` -> ``--gen-leaf-prob``); help text and choices come from
-the fields' metadata, so ``--help`` and the registries never drift apart.
+the fields' metadata, so ``--help`` and the registries never drift apart:
+the config names a registry by a plain key (``choices="encoders"``,
+``listing="datasets"``) and this module resolves the key through
+:mod:`hgraph.registries`, as it does the datasets' default features that the
+presets need.
 Precedence: built-in defaults < ``--config FILE.yaml`` < flags given.
 Bad input prints one line ``error: <file>:<line>: <cause>`` and exits 2.
 """
@@ -13,6 +17,7 @@ import dataclasses
 import sys
 from typing import Any, Dict, List, Optional
 
+from hgraph import registries
 from hgraph.config import SECTIONS, RunConfig, from_dict, load_yaml
 from hgraph.errors import HGraphInputError
 
@@ -41,13 +46,15 @@ def _flag(name: str) -> str:
 def _add_field(group, f: dataclasses.Field, dest: str) -> None:
     md = f.metadata or {}
     help_ = md.get("help", "")
-    if callable(help_):          # text built from a registry (e.g. the dataset names)
-        help_ = help_()
+    if md.get("listing"):        # text built from a registry (e.g. the dataset names)
+        help_ = f"{help_}: {registries.listing(md['listing'])}"
     default = f.default
     kw: Dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS}
     choices = md.get("choices")
-    if callable(choices):
-        choices = choices()
+    if isinstance(choices, str):     # the name of a registry: its keys
+        choices = registries.choices(choices)
+    elif choices is not None:
+        choices = list(choices)
     if md.get("repeat"):
         kw["action"] = "append"
         kw["metavar"] = "NAME"
@@ -121,7 +128,7 @@ def parse_config(argv: Optional[List[str]] = None) -> tuple[RunConfig, argparse.
             if not isinstance(merged[sec], dict):
                 raise HGraphInputError(f"section {sec!r} must be a mapping", file=source)
             merged[sec][name] = val
-    cfg = from_dict(merged, source=source)
+    cfg = from_dict(merged, source=source, dataset_features=registries.dataset_features)
     return cfg, ns
 
 

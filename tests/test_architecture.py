@@ -100,6 +100,17 @@ def test_cycle_finder_finds_a_planted_cycle():
     assert cyc is not None and cyc[0] == cyc[-1]
 
 
+def test_config_imports_nothing_above_it():
+    """hgraph.config and its submodules import only hgraph.errors and each other:
+    registry choices are resolved where the CLI is built (hgraph.registries)."""
+    graph = import_graph()
+    config = {m for m in graph if m == "hgraph.config" or m.startswith("hgraph.config.")}
+    assert {"hgraph.config", "hgraph.config.schema", "hgraph.config.load"} <= config
+    for m in sorted(config):
+        outside = {d for d in graph[m] if d not in config and d != "hgraph.errors"}
+        assert not outside, (m, outside)
+
+
 def test_encoder_modules_do_not_import_each_other_or_the_registry():
     graph = import_graph()
     encoders = {"hgraph.nn.shallow", "hgraph.nn.features", "hgraph.nn.hgcn", "hgraph.nn.ramen"}
