@@ -8,6 +8,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 import hgraph.eval.ranking as ranking
+import hgraph.eval.ranking.engine as ranking_engine
 from hgraph.data.taxonomy import transitive_closure
 from hgraph.eval import count_below, rank_keys, reconstruction
 from hgraph.manifolds import expmap0, make_manifold, pairwise_dist, poincare_to_lorentz
@@ -175,7 +176,7 @@ def test_chunk_and_tile_do_not_change_results(monkeypatch):
     ref = reconstruction(m, x, pos, chunk=1024)
     for chunk in (1, 7, 64):
         assert reconstruction(m, x, pos, chunk=chunk) == ref
-    monkeypatch.setattr(ranking, "_TILE_ELEMS", 3 * n)      # 3-row tiles on worker threads
+    monkeypatch.setattr(ranking_engine, "_TILE_ELEMS", 3 * n)  # 3-row tiles on worker threads
     assert reconstruction(m, x, pos, chunk=50) == ref
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # serial path
     assert reconstruction(m, x, pos, chunk=50) == ref
