@@ -463,7 +463,7 @@ def test_known_edges_hold_train_and_validation_but_not_test():
 
 def test_validation_mrr_ranks_a_fixed_subset_of_at_most_val_mrr_queries(monkeypatch):
     import numpy as np
-    import hgraph.train.loop as T
+    import hgraph.train.pairs as T
     from hgraph.eval.link import parent_ranking
     cfg, model, base, _ = _setup("ramen")
     sp_ = prepare(cfg, load_dataset(cfg.data), torch.device("cpu"), torch.float32).splits

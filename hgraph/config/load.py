@@ -160,6 +160,13 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
         bad("at least one seed is needed")
     if not 0 <= m.dropout < 1:
         bad(f"model.dropout must be in [0, 1), got {m.dropout}")
+    if not t.time_cap_s >= 0:
+        bad(f"train.time_cap_s must be >= 0 (0 = no cap), got {t.time_cap_s}")
+    if cfg.threads < 0:
+        bad(f"threads must be >= 0 (0 = torch's default), got {cfg.threads}")
+    if cfg.task == "items":
+        from hgraph.config.items import validate_items
+        validate_items(cfg, bad)
 
 
 __all__ = ["from_dict", "load_yaml", "validate"]

@@ -95,6 +95,10 @@ def apply_presets(d: Dict[str, Any],
         else ModelConfig.encoder
     data = d.get("data") if isinstance(d.get("data"), dict) else {}
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
+    if d.get("task") == "items":        # the item task's defaults, not the node encoders'
+        from hgraph.config.items import ITEM_PRESET
+        _fill(out, ITEM_PRESET)
+        return out
     for preset in (FEATURE_PRESETS.get((enc, _features_kind(data, dataset_features)), {}),
                    ENCODER_PRESETS.get(enc, {})):
         _fill(out, preset)

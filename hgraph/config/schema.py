@@ -176,6 +176,8 @@ class TrainConfig:
                           choices=("ap", "mrr", "recon"))
     checkpoint_every: int = opt(10, "checkpoint every N epochs (0 = only at the end)")
     max_bad_steps: int = opt(20, "stop after this many non-finite steps in a row")
+    time_cap_s: float = opt(0.0, "stop training after the epoch that passes this many seconds "
+                            "(0 = no cap); the best validation epoch so far is kept")
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,53 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ItemsConfig:
+    """The item -> category task (``--task items``): what it reads beyond the taxonomy and
+    the settings only it has.  Shared settings live in the other sections (``model.encoder``,
+    ``train.lr``, ``data.val_frac``, ``reg.reg_lambda``, ...)."""
+    items: Optional[str] = opt(None, "items: CSV text,category[,split] (default: the "
+                               "dataset's built-in items)")
+    node_text: Optional[str] = opt(None, "items: CSV id,text of the nodes (default: the "
+                                   "dataset's own text)")
+    subtree: Optional[str] = opt(None, "items: keep only this node (key or name) and its "
+                                 "descendants")
+    category_context: int = opt(0, "items: a category's text followed by its first k "
+                                "ancestors' texts, joined by ' ; ' (0: its own only)")
+    zero_shot_frac: float = opt(0.1, "items: share of the labelled categories whose items are "
+                                "all held out (the zero-shot slice)")
+    gcn_hidden: int = opt(128, "items, hgcn: hidden width of the category GCN")
+    gcn_layers: int = opt(2, "items, hgcn: layers of the category GCN")
+    table_lr: float = opt(3e-2, "items, shallow: Adam rate of the category table")
+    gate_lr: float = opt(1e-2, "items, hgcn: Adam rate of the gate (the graph's share, "
+                         "starts at 0)")
+    sibling_negatives: int = opt(16, "items: negatives per item among its category's "
+                                 "siblings, then same-level categories")
+    mined_negatives: int = opt(16, "items: negatives per item drawn from its nearest wrong "
+                               "categories (refreshed every epoch)")
+    mine_k: int = opt(50, "items: length of each item's list of nearest wrong categories")
+    negative_pool: str = opt("all", "items: draw negatives among 'all' candidates or only the "
+                             "'trained' ones (categories with a training item)",
+                             choices=("all", "trained"))
+    item_adapter: int = opt(0, "items only: a residual MLP of this width before the shared "
+                            "tower (0: none)")
+    item_text_layers: int = opt(0, "items only: train the sentence encoder's last k "
+                                "transformer layers (0: all frozen)")
+    text_lr: float = opt(2e-5, "items: Adam rate of those text layers")
+    shared_text_head: bool = opt(False, "items: the trained text layers encode the categories "
+                                 "too (re-encoded after every epoch; needs item_text_layers "
+                                 ">= 1 and encoder ramen)")
+    calibrate: bool = opt(False, "items: also score test with calibrated stacking (a twin "
+                          "model trained without a further share of categories chooses a "
+                          "distance handicap for seen categories on validation)")
+    rerank: int = opt(0, "items: also score test with a learned second stage over each "
+                      "item's top k categories (0: off; k >= 10)")
+    reg_anchors: int = opt(256, "items: categories drawn per step for the regulariser's "
+                           "triplets")
+    val_max: int = opt(1000, "items: validation items scored per epoch")
+    cost_items: int = opt(1000, "items: items and new categories timed for the inference cost")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -218,9 +267,14 @@ class RunConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     reg: RegConfig = field(default_factory=RegConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    items: ItemsConfig = field(default_factory=ItemsConfig)
+    task: str = opt("nodes", "nodes: embed the taxonomy's nodes (reconstruction, link "
+                    "prediction, inductive placement); items: place text items into its "
+                    "categories (item -> category)", choices=("nodes", "items"))
     seeds: Tuple[int, ...] = opt((0,), "training seeds; several give mean +- std")
     device: str = opt("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
     dtype: str = opt("float32", "float32 | float64", choices=("float32", "float64"))
+    threads: int = opt(0, "torch threads (0: leave torch's default); recorded with every timing")
     out: str = opt("results", "results folder")
     name: Optional[str] = opt(None, "run name (default: derived from encoder, dataset and time)")
     progress: bool = opt(True, "progress bars")
@@ -239,8 +293,9 @@ class RunConfig:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
-            "sampling": SamplingConfig, "reg": RegConfig, "eval": EvalConfig}
+            "sampling": SamplingConfig, "reg": RegConfig, "eval": EvalConfig,
+            "items": ItemsConfig}
 
 
 __all__ = ["CONFIG_VERSION", "opt", "DataConfig", "ModelConfig", "TrainConfig",
-           "SamplingConfig", "RegConfig", "EvalConfig", "RunConfig", "SECTIONS"]
+           "SamplingConfig", "RegConfig", "EvalConfig", "ItemsConfig", "RunConfig", "SECTIONS"]

@@ -13,7 +13,7 @@ from hgraph.errors import HGraphInputError
 
 @dataclass
 class FitConfig:
-    """Hyperparameters of :func:`fit` (every rate is per positive pair)."""
+    """Hyperparameters of :func:`hgraph.train.fused.fit` (every rate is per positive pair)."""
     dim: int = 10                 # intrinsic dimension (points have dim + 1 coordinates)
     negatives: int = 50
     batch_size: int = 1024
@@ -44,7 +44,7 @@ class FitConfig:
     near_negatives: float = 0.0
     near_k: int = 64
     near_every: int = 10
-    near_method: str = "auto"     # :func:`nearest_non_ancestors`
+    near_method: str = "auto"     # hgraph.train.fused_negatives.nearest_non_ancestors
     #: False: no importance weights on the near draws, so the loss itself leans on the
     #: intruders (with K uniform negatives out of n nodes a node at u's ancestor's distance
     #: weighs K / n in the normaliser: ~1,600 of them on nouns double it)
@@ -52,7 +52,7 @@ class FitConfig:
     #: logits are -d / temperature: below 1 the loss is satisfied at proportionally smaller
     #: distances, so rows drift less far out (the loss always pays for spreading outward)
     temperature: float = 1.0
-    #: distances without the Minkowski product's cancellation (:func:`cosh_dist_minus_one`)
+    #: distances without the Minkowski product's cancellation (lorentz.cosh_dist_minus_one)
     exact_distance: bool = True
     workers: int = 1
     seed: int = 0
@@ -66,22 +66,25 @@ class FitConfig:
             raise HGraphInputError(f"lr must be > 0, got {self.lr}")
         if self.burnin_lr_divisor < 1:
             raise HGraphInputError("burnin_lr_divisor must be >= 1 (burn-in runs at lr / this; "
-                                  f"poincare-embeddings' -burnin_multiplier 0.01 is 100), got "
-                                  f"{self.burnin_lr_divisor}")
+                                   f"poincare-embeddings' -burnin_multiplier 0.01 is 100), got "
+                                   f"{self.burnin_lr_divisor}")
         if not self.temperature > 0:
             raise HGraphInputError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.near_negatives < 1.0:
-            raise HGraphInputError(f"near_negatives is a share in [0, 1), got {self.near_negatives}")
+            raise HGraphInputError(f"near_negatives is a share in [0, 1), got "
+                                   f"{self.near_negatives}")
         if self.near_negatives and (self.local_negatives or self.workers > 1):
-            raise HGraphInputError("near_negatives runs with one worker and without local_negatives")
+            raise HGraphInputError("near_negatives runs with one worker and without "
+                                   "local_negatives")
         if self.near_k < 1 or self.near_every < 1:
             raise HGraphInputError("near_k and near_every must be >= 1")
         if not 0.0 <= self.local_negatives < 1.0:
-            raise HGraphInputError(f"local_negatives is a share in [0, 1), got {self.local_negatives}")
+            raise HGraphInputError(f"local_negatives is a share in [0, 1), got "
+                                   f"{self.local_negatives}")
         if self.drops < 0:
             raise HGraphInputError(f"drops must be >= 0, got {self.drops}")
         if self.schedule not in ("constant", "plateau", "linear"):
             raise HGraphInputError(f"schedule must be 'constant', 'plateau' or 'linear', got "
-                                  f"{self.schedule!r}")
+                                   f"{self.schedule!r}")
         if self.init not in ("uniform", "cone"):
             raise HGraphInputError(f"init must be 'uniform' or 'cone', got {self.init!r}")

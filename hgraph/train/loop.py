@@ -1,19 +1,11 @@
-"""The training loop, shared by every encoder and task.
+"""The training loop, shared by every encoder and every task.
 
-One step: a batch of positive pairs ``(u, v)`` (u the anchor — a child or
-descendant — and v its parent or ancestor), ``K`` filtered negatives per
-anchor, the unique nodes among them embedded once by an :class:`Embedder`,
-the loss from :data:`hgraph.losses.LOSSES`, plus an optional graph
-regulariser (RAMEN-style), one step of geoopt's Riemannian optimiser.
-
-Embedders decide how node ids become points, which is the only place the
-encoders differ during training:
-
-* :class:`DirectEmbedder` — ``encoder(x[ids], None, ids)`` (shallow, ramen);
-* :class:`FullGraphEmbedder` — one full-graph forward per step, then index
-  (hgcn, graphs that fit);
-* :class:`SampledEmbedder` — a torch-geometric ``NeighborLoader`` subgraph
-  around the step's nodes (hgcn mini-batch; fanouts per layer).
+A task hands the loop a :class:`~hgraph.train.batches.Batches` (node tasks:
+:class:`~hgraph.train.pairs.TrainData`, positive pairs and negatives; items:
+:class:`hgraph.tasks.item_batches.ItemBatches`): the number of examples an
+epoch permutes, the loss of one step, validation.  The loop owns epochs,
+the optimiser step, model selection, early stopping, the time cap,
+checkpoints, resume and signals.
 
 Guards: a non-finite loss or gradient skips the step and is counted; after
 ``max_bad_steps`` in a row training stops with :class:`TrainingDiverged`,
@@ -38,51 +30,14 @@ import torch
 
 from hgraph import distributed as D
 from hgraph import manifolds as M
-from hgraph.data.pairs import NegativeSampler
-from hgraph.losses import LOSSES, GraphRegularizer, lambda_at
+from hgraph.train.batches import Batches
 from hgraph.train.interrupt import StopOnSignal, TrainingDiverged, TrainingInterrupted
-from hgraph.train.optimizers import (_grads_finite, _state_finite, load_optimizer_state,
-                                     make_optimizer)
+from hgraph.train.optimizers import _grads_finite, _state_finite, load_optimizer_state
+from hgraph.train.pairs import (VAL_MRR_QUERIES, VAL_RECON_SOURCES, TrainData,  # noqa: F401
+                                validation_score)
 from hgraph.train.schedule import _set_lr, lr_at
 
 Tensor = torch.Tensor
-
-
-# ------------------------------------------------------------------ data
-@dataclass
-class TrainData:
-    """Everything the loop needs, already leak-free.
-
-    ``positives``: (P, 2) int64 rows (anchor, positive); ``sampler`` draws
-    negatives for anchors; ``val_pos``/``val_neg``: (V, 2) pairs scored for
-    model selection (may be None); ``regularizer``: an optional
-    :class:`hgraph.losses.GraphRegularizer`, weighted by ``reg_lambda``
-    after a linear warm-up of ``reg_warmup`` epochs (:func:`hgraph.losses.lambda_at`).
-    """
-    num_nodes: int
-    positives: np.ndarray
-    sampler: NegativeSampler
-    embedder: Callable[[Any, Tensor], Tensor]
-    embed_all: Callable[[Any], Tensor]
-    val_pos: Optional[np.ndarray] = None
-    val_neg: Optional[np.ndarray] = None
-    regularizer: Optional[GraphRegularizer] = None
-    reg_lambda: float = 0.0
-    reg_warmup: int = 0
-    #: "ap" or "mrr" (parent MRR of ``val_pos`` among ``val_candidates``, true
-    #: parents in ``val_filter`` (N, N) sparse left out of the ranking)
-    val_metric: str = "ap"
-    val_filter: Any = None
-    val_candidates: Optional[np.ndarray] = None
-    #: (N, N) sparse training closure, ranked by ``val_metric`` "recon" (reconstruction
-    #: MAP on a fixed sample of :data:`VAL_RECON_SOURCES` sources; no validation edges needed)
-    train_closure: Any = None
-
-    def validates(self) -> bool:
-        """Whether :func:`validation_score` has something to score."""
-        if self.val_metric == "recon":
-            return self.train_closure is not None
-        return self.val_pos is not None and len(self.val_pos) > 0
 
 
 @dataclass
@@ -101,44 +56,7 @@ class TrainResult:
     stop_reason: Optional[str] = None
 
 
-
-#: subset): each costs a distance to every candidate node
-VAL_MRR_QUERIES = 2000
-#: validation on the training closure ("recon") ranks the ancestors of at most this many
-#: source nodes (a fixed, seeded sample: the same sources at every validation)
-VAL_RECON_SOURCES = 2000
-
-
-def validation_score(model, data: TrainData) -> Optional[float]:
-    """``data.val_metric`` of the validation pairs: average precision against
-    their negatives ("ap"), or the MRR of each pair's parent among the
-    candidate nodes ("mrr"; on a fixed subset of :data:`VAL_MRR_QUERIES` pairs);
-    or ("recon") the reconstruction MAP of the training closure
-    ``data.train_closure`` over the candidate nodes, on a fixed sample of
-    :data:`VAL_RECON_SOURCES` sources (exact when there are fewer)."""
-    if not data.validates():
-        return None
-    from hgraph.eval.link import link_prediction, parent_ranking
-    model.eval()
-    with torch.no_grad():
-        z = data.embed_all(model)
-    model.train()
-    if data.val_metric == "recon":
-        from hgraph.eval.ranking import reconstruction
-        return float(reconstruction(model.manifold, z, data.train_closure,
-                                    sample=VAL_RECON_SOURCES, seed=0,
-                                    candidates=data.val_candidates)["map"])
-    if data.val_metric == "mrr":
-        q = np.asarray(data.val_pos)
-        if len(q) > VAL_MRR_QUERIES:
-            q = q[np.sort(np.random.default_rng(0).choice(len(q), VAL_MRR_QUERIES, replace=False))]
-        return float(parent_ranking(model.manifold, z, q, data.val_filter,
-                                    candidates=data.val_candidates)["mrr"])
-    return float(link_prediction(model.manifold, z, torch.as_tensor(data.val_pos),
-                                 torch.as_tensor(data.val_neg))["ap"])
-
-
-def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
+def train(model, data: Batches, cfg, *, device: torch.device, seed: int,
           progress: bool = True, on_epoch: Optional[Callable[[int, Dict], None]] = None,
           checkpoint: Optional[Callable[[int, Dict], None]] = None,
           resume: Optional[Dict[str, Any]] = None,
@@ -181,16 +99,18 @@ def train(model, data: TrainData, cfg, *, device: torch.device, seed: int,
                       dist=D.current() if dist is None else dist)
 
 
-def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, checkpoint,
+def _train(model, data: Batches, cfg, *, device, seed, progress, on_epoch, checkpoint,
            resume, stop: StopOnSignal, dist: D.Context) -> TrainResult:
     from tqdm.auto import tqdm
 
-    loss_fn = LOSSES[cfg.loss]
-    rng = np.random.default_rng(seed)
+    if dist.active and not data.distributed:
+        raise ValueError(f"{type(data).__name__} does not train under torchrun")
+    rng = np.random.default_rng(data.rng_seed(seed))
     res = TrainResult()
-    opt = make_optimizer(model, cfg, cfg.lr)
+    opt = data.optimizer(model, cfg)
+    base_lrs = [g["lr"] for g in opt.param_groups]
     start_epoch = 0
-    best_state = None
+    best_state, best_extra = None, None
     position: Dict[str, Any] = {}
     # early stopping on the training loss: best epoch loss after burn-in, epochs without progress
     early = {"best_loss": math.inf, "bad_epochs": 0}
@@ -203,14 +123,17 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                             else resume["torch_rng"])
         res = resume["result"]
         best_state = resume.get("best_state")
+        best_extra = resume.get("best_extra")
+        if "task_model" in resume:          # task state that lives beside the weights
+            data.restore(model, resume["task_model"])
         start_epoch = int(resume["epoch"])
         early.update(resume.get("early_stop", {}))
         if "perm" in resume:          # interrupted inside an epoch
             position = resume
+            data.load_state(resume.get("task", {}))
     net = dist.wrap(model, device)       # DDP over the dense parameters under torchrun
     sparse = model.sparse_parameters()
-    pos = data.positives
-    n_pos = len(pos)
+    n_pos = data.num_examples()
     if n_pos == 0:
         raise ValueError("no training positives (is every edge held out?)")
     steps = math.ceil(n_pos / cfg.batch_size)
@@ -222,6 +145,9 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
         out = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                "result": res, "best_state": best_state, "early_stop": dict(early)}
+        extra = data.snapshot(model)
+        if extra is not None:
+            out.update(best_extra=best_extra, task_model=extra)
         if dist.active:
             out.update(world_size=dist.world_size,
                        torch_rng_ranks=dist.all_gather(torch.get_rng_state()))
@@ -247,12 +173,30 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
             written = True
         raise TrainingInterrupted(stop.signum, epochs_done, where.get("step", 0), written)
 
+    def keep(score: Optional[float], epoch_done: int) -> None:
+        """Model selection: the first best validation score wins (NaN-safe)."""
+        nonlocal best_state, best_extra
+        if score is not None and not (score <= res.best_val):
+            res.best_val, res.best_epoch = score, epoch_done
+            best_state = copy.deepcopy(model.state_dict())
+            best_extra = data.snapshot(model)
+
     model.train()
+    if data.validates() and data.validate_at_start and start_epoch == 0 and not res.history:
+        score = dist.from_main(data.validate, model)        # the untrained model: epoch 0
+        res.history.append({"epoch": 0, "loss": float("nan"), "time_s": 0.0,
+                            "val_" + data.val_name: score})
+        keep(score, 0)
     end_epoch = res.epochs_run if res.stopped_early else cfg.epochs   # stopped: nothing left
     bar = tqdm(range(start_epoch, end_epoch), desc="train", unit="epoch", dynamic_ncols=True,
                disable=not progress or not dist.is_main)
     for epoch in bar:
-        _set_lr(opt, lr_at(cfg, epoch))
+        lr = lr_at(cfg, epoch)
+        if data.scheduled:
+            _set_lr(opt, lr)
+        else:       # each group its own rate, times the schedule's factor
+            for g, base in zip(opt.param_groups, base_lrs):
+                g["lr"] = base if lr == cfg.lr else base * lr / cfg.lr
         if position and epoch == start_epoch:
             perm, first = position["perm"], int(position["step"])
             total, reg_total, count = position["partial"]
@@ -261,58 +205,22 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
             perm, first = rng.permutation(n_pos), 0
             total, count = 0.0, 0
             reg_total = 0.0
+            data.begin_epoch(model, epoch)
         for s in range(first, steps):
             if stopping():                   # the previous step is done: stop here
                 interrupt(epoch, step=s, perm=perm, partial=(total, reg_total, count),
-                          bad_in_row=bad_in_row, last_good=last_good)
-            b = pos[perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
-            u, v = b[:, 0], b[:, 1]
-            neg, mask = data.sampler.sample(u, cfg.negatives, rng)
-            reg_samples = None
-            lam = 0.0
-            if data.regularizer is not None:
-                lam = lambda_at(epoch, data.reg_lambda, data.reg_warmup)
-                if lam > 0:
-                    reg_samples = data.regularizer.sample(u, rng)
-            # this rank's slice of the global batch (all of it in one process)
-            sh = dist.shard(len(u))
-            B = len(u)
-            u, v, neg, mask = u[sh.rows], v[sh.rows], neg[sh.rows], mask[sh.rows]
-            reg_samples, reg_w = dist.shard_samples(reg_samples)
-            parts = [u, v, neg.ravel()]
-            if reg_samples is not None:
-                parts.append(data.regularizer.nodes(reg_samples))
-            ids_np, inv = np.unique(np.concatenate(parts), return_inverse=True)
-            ids = torch.from_numpy(ids_np).to(device)
-            if data.embedder.hides_pairs:      # the global batch's pairs, on every rank
-                z = data.embedder(net, ids, pairs=(torch.from_numpy(b[:, 0]).to(device),
-                                                    torch.from_numpy(b[:, 1]).to(device)))
-            else:
-                z = data.embedder(net, ids)
-            n = len(u)
-            iu = torch.from_numpy(inv[:n]).to(device)
-            iv = torch.from_numpy(inv[n:2 * n]).to(device)
-            ineg = torch.from_numpy(inv[2 * n:2 * n + neg.size].reshape(neg.shape)).to(device)
-            # weight W * n / B: the ranks' mean gradient is the global batch's
-            loss = sh.weight * loss_fn(model.manifold, z[iu], z[iv], z[ineg],
-                                       torch.from_numpy(mask).to(device))
-            reg_val = 0.0
-            if reg_samples is not None:
-                def local(g, _ids=ids_np):  # global ids -> rows of z
-                    return torch.from_numpy(np.searchsorted(_ids, g)).to(device)
-                reg_losses = data.regularizer.loss(model.manifold, z, local, reg_samples)
-                reg = sum(reg_w[k] * r for k, r in reg_losses.items())
-                reg_val = float(reg.detach())
-                loss = loss + lam * reg
-            # lr_unit pair: the sum over the step's pairs, so lr is a rate per pair
-            objective = loss * B if cfg.lr_unit == "pair" else loss
+                          bad_in_row=bad_in_row, last_good=last_good, task=data.state())
+            rows = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            out = data.loss(model, net, rows, rng, epoch, cfg, dist, device)
+            B = out.n
             opt.zero_grad(set_to_none=True)
             # every rank skips the same steps; loss and reg become the global batch's
             bad, loss_val, reg_val, signum = dist.step_values(
-                not bool(torch.isfinite(objective)), loss, reg_val, stop.signum, stop.SIGNALS)
+                not bool(torch.isfinite(out.objective)), out.loss, out.reg, stop.signum,
+                stop.SIGNALS)
             pending[0] = pending[0] or signum
             if not bad:
-                objective.backward()
+                out.objective.backward()
                 dist.sync_sparse(sparse)
                 bad = not _grads_finite(model)
             if bad:
@@ -337,10 +245,11 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 f"parameters (try a lower --lr or float64)")
         if count:
             last_good = copy.deepcopy(model.state_dict())   # what checkpoints hold: finite
+        data.end_epoch(model)
         rec: Dict[str, float] = {"epoch": epoch + 1, "loss": total / max(count, 1),
                                  "lr": opt.param_groups[0]["lr"],
                                  "time_s": time.perf_counter() - t_start}
-        if data.regularizer is not None:
+        if data.has_reg:
             rec["reg"] = reg_total / max(count, 1)
         if M.kind(model.manifold) != "euclidean":
             rec["curvature"] = M.curvature_of(model.manifold)
@@ -355,16 +264,16 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
                 reason = (f"training loss not below (1 - {cfg.loss_min_delta:g}) x its best "
                           f"{early['best_loss']:.6g} for {early['bad_epochs']} epochs")
         if data.validates() and ((epoch + 1) % cfg.eval_every == 0 or last or reason):
-            score = dist.from_main(validation_score, model, data)    # rank 0 validates
-            rec["val_" + data.val_metric] = score
-            if score is not None and not (score <= res.best_val):  # NaN-safe: first wins
-                res.best_val, res.best_epoch = score, epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
-        if reason is None and cfg.patience and res.best_epoch > 0 and \
+            score = dist.from_main(data.validate, model)    # rank 0 validates
+            rec["val_" + data.val_name] = score
+            keep(score, epoch + 1)
+        if reason is None and cfg.patience and res.best_epoch >= 0 and \
                 (epoch + 1 - res.best_epoch) >= cfg.patience * cfg.eval_every:
-            reason = (f"validation {data.val_metric.upper()} not above its best "
+            reason = (f"validation {data.val_name.upper()} not above its best "
                       f"(epoch {res.best_epoch}) for "
                       f"{epoch + 1 - res.best_epoch} epochs")
+        if reason is None and cfg.time_cap_s and rec["time_s"] >= cfg.time_cap_s:
+            reason = f"time cap: {rec['time_s']:.0f} s of training >= {cfg.time_cap_s:g} s"
         reason = dist.broadcast(reason)         # rank 0's decision binds every rank
         if reason is not None and not last:     # stop here: this epoch is the last
             res.stopped_early, res.stop_reason = True, f"after epoch {epoch + 1}: {reason}"
@@ -374,7 +283,8 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
         res.epochs_run = epoch + 1
         res.train_time_s = time.perf_counter() - t_start
         bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v)
-                         for k, v in rec.items() if k in ("loss", "val_ap", "val_mrr", "reg")})
+                         for k, v in rec.items() if k in ("loss", "reg")
+                         or k == "val_" + data.val_name})
         if on_epoch is not None:
             on_epoch(epoch, rec)
         written = False
@@ -389,6 +299,8 @@ def _train(model, data: TrainData, cfg, *, device, seed, progress, on_epoch, che
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+        if best_extra is not None:
+            data.restore(model, best_extra)
     else:
         res.best_epoch = res.epochs_run
     res.train_time_s = time.perf_counter() - t_start
