@@ -1,5 +1,5 @@
 """Time-to-MAP race on the WordNet closure: hgraph's fused hyperboloid trainer
-(:mod:`hgraph.shallow_fit`) against gensim's ``PoincareModel``, with one
+(:mod:`hgraph.train.fused`) against gensim's ``PoincareModel``, with one
 evaluator (issue 15, goals 2-4).
 
     # one curve per tool (each in its own process; run them side by side, one core each)
@@ -24,7 +24,7 @@ Each tool's own: gensim trains with its defaults (Riemannian SGD on the ball,
 ``alpha`` 0.1, batch 10, burn-in 10 epochs at ``alpha / 10``, negatives drawn
 by node frequency), one ``train(epochs=1)`` call at a time, stopped at the
 first epoch that ends past ``--time-limit``; ours with the
-:class:`hgraph.shallow_fit.FitConfig` given by the flags (defaults: the
+:class:`hgraph.train.fused_config.FitConfig` given by the flags (defaults: the
 library's).
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _due(epoch: int, every: int) -> bool:
 def run_ours(a, fit_kwargs: dict) -> dict:
     import torch
     from hgraph.data.wordnet import load_wordnet
-    from hgraph.shallow_fit import FitConfig, fit
+    from hgraph.train.fused import FitConfig, fit
     torch.set_num_threads(a.threads)
     tax = load_wordnet(a.dataset)
     cfg = FitConfig(dim=a.dim, negatives=a.negatives, seed=a.seed, time_limit=a.time_limit,
@@ -259,7 +259,7 @@ def main(argv=None) -> int:
     if a.tool == "report":
         print(report(a.files, a.plot))
         return 0
-    from hgraph.shallow_fit import FitConfig
+    from hgraph.train.fused_config import FitConfig
     fields = {f.name: f.type for f in dataclasses.fields(FitConfig)}
     fit_kwargs = {}
     for item in a.fit:

@@ -34,7 +34,7 @@ from hgraph.eval.suite import SUMMARY_METRICS, evaluate, inference_cost, timed_e
 from hgraph.export import save_embeddings
 from hgraph.losses import GraphRegularizer
 from hgraph.nn import ENCODERS, Encoder, EncoderSpec, build_encoder
-from hgraph.shallow_fit import fit_model
+from hgraph.train.fused import fit_model
 from hgraph.train import (RunInterrupted, TrainData, TrainingDiverged,  # noqa: F401
                           TrainingInterrupted, TrainResult, make_embedder, resolve_device,
                           set_seed, train)

@@ -1,4 +1,4 @@
-"""The fused hyperboloid trainer (hgraph.shallow_fit): closed-form gradients against
+"""The fused hyperboloid trainer (hgraph.train.fused): closed-form gradients against
 autograd, the row update against geoopt's exponential map, training a small
 hierarchy, determinism, Hogwild workers, the pipeline's --trainer fused with
 early stopping and bit-exact resume."""
@@ -13,8 +13,11 @@ import torch
 from hgraph.cli import parse_config
 from hgraph.errors import HGraphInputError
 from hgraph.eval.ranking import reconstruction
-from hgraph.shallow_fit import (FitConfig, Plateau, Stepper, cosh_dist_minus_one, fit,
-                                init_table, ranking_grads)
+from hgraph.manifolds.lorentz import cosh_dist_minus_one
+from hgraph.train.fused import fit
+from hgraph.train.fused_config import FitConfig
+from hgraph.train.fused_step import Stepper, init_table, ranking_grads
+from hgraph.train.schedule import Plateau
 
 LORENTZ = geoopt.Lorentz()
 TREE = ["--gen-root-children", "4", "--gen-min-children", "2", "--gen-max-children", "4",
@@ -201,13 +204,13 @@ def test_local_negatives_are_drawn_below_v_and_weighted_to_estimate_the_uniform_
         assert bool(dropped[torch.isin(neg, torch.tensor(sorted(ancestors[deep])))].all())
         terms = torch.where(dropped, torch.zeros_like(offset), torch.exp(offset - d[neg]))
         assert float(terms.sum(1).mean()) == pytest.approx(K * expected, rel=0.03), v
-    with pytest.raises(ValueError, match="local_negatives"):
+    with pytest.raises(HGraphInputError, match="local_negatives"):
         FitConfig(local_negatives=1.0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_nearest_non_ancestors_are_the_nearest_rows_that_are_not_self_or_ancestors(dtype):
-    from hgraph.shallow_fit import nearest_non_ancestors
+    from hgraph.train.fused_negatives import nearest_non_ancestors
     tax = _small_tree()
     n = tax.num_nodes
     c = tax.closure.tocoo()
@@ -228,7 +231,7 @@ def test_nearest_non_ancestors_are_the_nearest_rows_that_are_not_self_or_ancesto
 def test_nearest_by_angle_lists_valid_near_rows_deterministically():
     """The HNSW path (WordNet-sized tables): every listed row is neither u nor an ancestor,
     no repeats, and most of the exact list is found."""
-    from hgraph.shallow_fit import nearest_non_ancestors
+    from hgraph.train.fused_negatives import nearest_non_ancestors
     tax = _small_tree()
     n = tax.num_nodes
     c = tax.closure.tocoo()
@@ -252,7 +255,7 @@ def test_nearest_by_angle_lists_valid_near_rows_deterministically():
 def test_near_negatives_are_weighted_to_estimate_the_uniform_sum():
     """With ``near_negatives`` half the draws come from u's neighbour list; with their
     importance weights the sampled normaliser has the expectation of uniform draws'."""
-    from hgraph.shallow_fit import nearest_non_ancestors
+    from hgraph.train.fused_negatives import nearest_non_ancestors
     n, c, pairs, keys, x, ancestors, deep, parent, d, expected = _sampling_case()
     K, draws = 8, 40000
     st = Stepper(x, pairs, keys, FitConfig(dim=3, negatives=K, near_negatives=0.5, near_k=6))
@@ -273,7 +276,7 @@ def test_near_negatives_are_weighted_to_estimate_the_uniform_sum():
     cand2, _, offset2 = st2.negatives(torch.full((draws,), deep), torch.full((draws,), parent),
                                       torch.Generator().manual_seed(5))
     assert offset2 is None and torch.equal(cand2, cand)
-    with pytest.raises(ValueError, match="near_negatives"):
+    with pytest.raises(HGraphInputError, match="near_negatives"):
         FitConfig(near_negatives=0.5, workers=2)
 
 
@@ -333,16 +336,16 @@ def test_fit_takes_drops_rate_drops_before_a_stall_stops_it(drops):
               edges=tax.edges, on_epoch=lambda e, x, rec: 0.5)
     assert [h["lr"] for h in res.history] == pytest.approx(
         [0.1, 0.1] + [0.1 * Plateau.FACTOR ** k for k in range(1, drops + 1)])
-    with pytest.raises(ValueError, match="drops must be >= 0"):
+    with pytest.raises(HGraphInputError, match="drops must be >= 0"):
         FitConfig(drops=-1)
 
 
 def test_linear_schedule_falls_to_lr_over_n_after_burnin_and_fit_follows_it():
-    from hgraph.shallow_fit import lr_at
+    from hgraph.train.fused import lr_at
     cfg = FitConfig(lr=2.0, epochs=6, burnin=2, burnin_lr_divisor=10, schedule="linear")
     assert [lr_at(cfg, e) for e in range(6)] == pytest.approx([0.2, 0.2, 2.0, 1.5, 1.0, 0.5])
     assert lr_at(replace(cfg, schedule="constant"), 5) == 2.0
-    with pytest.raises(ValueError, match="schedule"):
+    with pytest.raises(HGraphInputError, match="schedule"):
         FitConfig(schedule="cosine")
     tax = _small_tree()
     res = fit(tax.closure, FitConfig(dim=5, lr=0.1, batch_size=64, epochs=4, init="uniform",
@@ -397,7 +400,7 @@ def _prepared(*extra):
 def test_fused_resume_from_checkpoint_equals_uninterrupted(checkpoint_at, extra):
     """Resumed at epoch 5 (with near lists: between two recomputations, at 3 and 6, so the
     checkpoint's lists are the ones used) the run ends as the uninterrupted one."""
-    from hgraph.shallow_fit import fit_model
+    from hgraph.train.fused import fit_model
     cfg, build = _prepared(*extra)
     tc = replace(cfg.train, epochs=8, checkpoint_every=1, eval_every=2, patience=0)
     checkpoint, load = checkpoint_at(5)

@@ -57,7 +57,8 @@ def fit(closure: sp.spmatrix, cfg: FitConfig, edges: Optional[np.ndarray] = None
 
     ``on_epoch(epoch, x, record)`` runs after each epoch (its time is not counted
     as training) and may return a score (higher is better, e.g. a sampled MAP) that
-    drives :class:`hgraph.train.schedule.Plateau` (``schedule``, ``patience``); None: no score this epoch.
+    drives :class:`hgraph.train.schedule.Plateau` (``schedule``, ``patience``); None: no
+    score this epoch.
     """
     n = closure.shape[0]
     c = sp.coo_matrix(closure)
