@@ -125,7 +125,7 @@ def fit_model(model, data, tcfg, *, seed: int, device=None, progress: bool = Tru
               checkpoint: Optional[Callable[[int, Dict], None]] = None,
               resume: Optional[Dict] = None, dist=None):
     """Train a :class:`hgraph.nn.ShallowEncoder` on the hyperboloid in place, as
-    :func:`hgraph.train.loop.train` would (same :class:`hgraph.train.loop.TrainData`, same
+    :func:`hgraph.train.loop.train` would (same :class:`hgraph.train.pairs.TrainData`, same
     early stopping on ``validation_score``, checkpoints every
     ``checkpoint_every`` epochs, bit-exact resume with ``workers`` 1), with
     :class:`hgraph.train.fused_step.Stepper`'s closed-form steps.  Returns a
@@ -136,7 +136,8 @@ def fit_model(model, data, tcfg, *, seed: int, device=None, progress: bool = Tru
     """
     from tqdm.auto import tqdm
 
-    from hgraph.train.loop import TrainResult, validation_score
+    from hgraph.train.loop import TrainResult
+    from hgraph.train.pairs import validation_score
     from hgraph.train.schedule import lr_at as train_lr_at
     check_fusable(model, data, tcfg)
     if dist is not None and dist.world_size > 1:
