@@ -172,7 +172,12 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
     ``cfg``) each seed continues from its latest checkpoint; seeds without one
     start afresh.  Final metrics equal an uninterrupted run's (same device).
     Under torchrun (:mod:`hgraph.distributed`) ranks other than 0 return None.
+    ``cfg.task`` "items" runs the item -> category task (:func:`hgraph.tasks.items.run`)
+    with the same run folder, checkpoints, resume, signals and summary row.
     """
+    if cfg.task == "items":
+        from hgraph.tasks import items
+        return items.run(cfg, argv=argv, resume_dir=resume_dir)
     t_wall = time.perf_counter()
     device, dtype = resolve_device(cfg.device), R.DTYPES[cfg.dtype]
     tax = load_dataset(cfg.data, progress=cfg.progress)  # validates input, writes nothing

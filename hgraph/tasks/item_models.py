@@ -200,6 +200,67 @@ class ItemModel(nn.Module):
         (k,) the new ones -> (k, D)."""
         return self.tower(x_all[nodes])
 
+    def sparse_parameters(self):
+        """None: every parameter is dense (the loop's sparse-table hook)."""
+        return []
+
+    # ---- the interface every item model and baseline shares (see Scorer)
+    @property
+    def reads_token_states(self) -> bool:
+        """Items enter as (token states, lengths) (a trained text head), not vectors."""
+        return self.text_head is not None
+
+    @property
+    def encodes_categories_as_items(self) -> bool:
+        """New categories' text goes through the item side's text head too."""
+        return self.node_states is not None
+
+    @torch.no_grad()
+    def rank(self, data, items: np.ndarray, k: int = 10, z_cats=None,
+             offset: Optional[Tensor] = None):
+        """(topk (n, k), rank (n,)) of items ``items`` over ``data.cand`` by distance
+        (``offset``: (C,) added to the distances)."""
+        from hgraph.eval.items import rank_categories
+        truth = [data.truth[i] for i in items]
+        zc = embed_categories(self, data.cand) if z_cats is None else z_cats
+        zi = embed_items(self, data, items)
+        return rank_categories(self.manifold, zi, zc, data.cand, truth, k=k, offset=offset)
+
+    @torch.no_grad()
+    def top_scores(self, data, items: np.ndarray, k: int, chunk: int = 512):
+        """Per chunk of items: (values (n, k), candidate rows (n, k)) of the top ``k``
+        larger-better scores (``-distance``)."""
+        zc = embed_categories(self, data.cand)
+        zi = embed_items(self, data, items)
+        for a in range(0, len(items), chunk):
+            yield torch.topk(-M.pairwise_dist(self.manifold, zi[a:a + chunk], zc), k, dim=1)
+
+    def placement_context(self, data):
+        """What placing needs ready before the first item (the candidates' points)."""
+        return embed_categories(self, data.cand)
+
+    @torch.no_grad()
+    def timed_placement(self, x, zc, k: int = 10, chunk: int = 512) -> None:
+        """Place items ``x`` (their input) among the candidates ``zc``: top ``k`` (timed)."""
+        with evaluating(self):
+            zi = self.items(x)
+        for a in range(0, zi.shape[0], chunk):
+            torch.topk(-M.pairwise_dist(self.manifold, zi[a:a + chunk], zc), k, dim=1)
+
+    @torch.no_grad()
+    def place_new_categories(self, xnew, parents: np.ndarray, data) -> None:
+        """Points of new categories (their text input ``xnew``), each under ``parents[i]``."""
+        if self.encodes_categories_as_items:
+            with evaluating(self):
+                xnew = self.text_head(*xnew)
+        x_all = torch.cat([self.x_nodes, xnew])
+        N, n_new = self.x_nodes.shape[0], xnew.shape[0]
+        new_ids = torch.arange(N, N + n_new, device=x_all.device)
+        extra = torch.stack([torch.as_tensor(parents, device=x_all.device), new_ids])
+        ei = torch.cat([data.edge_index, extra, extra.flip(0)], dim=1)
+        with evaluating(self):
+            self.new_categories(x_all, ei, new_ids)
+
 
 class SiameseModel(ItemModel):
     """``ramen``: categories through the item tower from their text."""
@@ -325,6 +386,44 @@ class Scorer:
 
     def scores(self, x: Tensor) -> Tensor:
         raise NotImplementedError
+
+    # ---- the interface every item model and baseline shares (see ItemModel)
+    reads_token_states = False
+    encodes_categories_as_items = False
+
+    @torch.no_grad()
+    def rank(self, data, items: np.ndarray, k: int = 10, z_cats=None, offset=None):
+        """(topk (n, k), rank (n,)) of items ``items`` over ``data.cand`` by score
+        (``z_cats`` and ``offset`` are a trained model's; ignored here)."""
+        from hgraph.eval.items import rank_scores
+        truth = [data.truth[i] for i in items]
+        x = data.x_items[torch.as_tensor(items, device=data.x_items.device)]
+        tops, ranks = [], []
+        for a in range(0, len(items), 512):
+            s = self.scores(x[a:a + 512])[:, torch.as_tensor(data.cand, device=x.device)]
+            t, r = rank_scores(s, data.cand, truth[a:a + 512], k=k)
+            tops.append(t)
+            ranks.append(r)
+        return np.concatenate(tops), np.concatenate(ranks)
+
+    @torch.no_grad()
+    def top_scores(self, data, items: np.ndarray, k: int, chunk: int = 512):
+        cand = torch.as_tensor(data.cand, device=data.x_nodes.device)
+        x = data.x_items[torch.as_tensor(items, device=data.x_items.device)]
+        for a in range(0, len(items), chunk):
+            yield torch.topk(self.scores(x[a:a + chunk])[:, cand], k, dim=1)
+
+    def placement_context(self, data):
+        return None
+
+    @torch.no_grad()
+    def timed_placement(self, x, ctx, k: int = 10, chunk: int = 512) -> None:
+        for a in range(0, x.shape[0], chunk):
+            torch.topk(self.scores(x[a:a + chunk]), k, dim=1)
+
+    @torch.no_grad()
+    def place_new_categories(self, xnew, parents, data) -> None:
+        nn.functional.normalize(xnew, dim=-1)
 
 
 class CosineScorer(Scorer):

@@ -28,15 +28,13 @@ Hyper-parameters are fixed (below), not tuned on test.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from hgraph import manifolds as M
 from hgraph.data.text import node_texts
-from hgraph.tasks.item_models import Scorer, embed_categories, embed_items
 
 #: gradient-boosting settings (fixed; scikit-learn's defaults except the stopping)
 GBT = dict(max_iter=300, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=20,
@@ -59,24 +57,11 @@ def candidate_lists(model, data, items: np.ndarray, k: int,
                     chunk: int = 512) -> Tuple[np.ndarray, np.ndarray]:
     """The first stage's top ``k`` per item: ``(ids (n, k) global, score (n, k))``,
     best first; the score is larger-better (a trained model's ``-distance``)."""
-    cand = torch.as_tensor(data.cand, device=data.x_nodes.device)
     k = min(k, len(data.cand))
     ids, scores = [], []
-    if isinstance(model, Scorer):
-        x = data.x_items[torch.as_tensor(items, device=data.x_items.device)]
-        for a in range(0, len(items), chunk):
-            s = model.scores(x[a:a + chunk])[:, cand]
-            v, j = torch.topk(s, k, dim=1)
-            ids.append(data.cand[j.cpu().numpy()])
-            scores.append(v.double().cpu().numpy())
-    else:
-        zc = embed_categories(model, data.cand)
-        zi = embed_items(model, data, items)
-        for a in range(0, len(items), chunk):
-            d = M.pairwise_dist(model.manifold, zi[a:a + chunk], zc)
-            v, j = torch.topk(-d, k, dim=1)
-            ids.append(data.cand[j.cpu().numpy()])
-            scores.append(v.double().cpu().numpy())
+    for v, j in model.top_scores(data, items, k, chunk):
+        ids.append(data.cand[j.cpu().numpy()])
+        scores.append(v.double().cpu().numpy())
     if not ids:
         return np.zeros((0, k), dtype=np.int64), np.zeros((0, k))
     return np.concatenate(ids), np.concatenate(scores)

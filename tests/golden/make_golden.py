@@ -101,14 +101,15 @@ def run_one(name: str, out: Path):
 
 
 def run_items_one(name: str, out: Path):
-    from hgraph.tasks.items import config_from_dict, run_items
+    from hgraph.pipeline import run
+    from hgraph.tasks.items import config_from_dict
     cfg = config_from_dict({**ITEM_COMMON, **ITEM_RUNS[name], "out": str(out), "name": name})
     threads = torch.get_num_threads()
     try:
-        res = run_items(cfg)
+        res = run(cfg)
     finally:
         torch.set_num_threads(threads)
-    return deterministic(res["per_seed"])
+    return deterministic(res.per_seed)
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,236 @@
+"""Training data of the item task for the one loop (:func:`hgraph.train.loop.train`).
+
+:class:`ItemBatches` is the item task's :class:`~hgraph.train.batches.Batches`:
+an epoch permutes the training (item, category) rows; a step is a softmax of
+each item over its true category and sampled negatives (uniform, siblings or
+same-level categories, and categories mined from the model's nearest wrong
+ones, refreshed every epoch), logit ``-scale * distance``, plus the graph
+regulariser on category triplets when ``reg.reg_lambda > 0``.  Validation is
+P@1 on (at most ``items.val_max``) validation items, the untrained model
+included as epoch 0.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import geoopt
+import numpy as np
+import torch
+from torch import nn
+
+from hgraph import manifolds as M
+from hgraph.config import RunConfig
+from hgraph.data.item_splits import ItemSplits
+from hgraph.data.taxonomy import Taxonomy
+from hgraph.losses import GraphRegularizer, lambda_at
+from hgraph.tasks.item_data import ItemData
+from hgraph.tasks.item_eval import score_items
+from hgraph.tasks.item_models import ItemModel, embed_categories, evaluating
+from hgraph.train.batches import Batches, StepLoss
+
+Tensor = torch.Tensor
+
+
+class HardNegatives:
+    """Per category: its siblings (other children of its parents) and, when
+    those are fewer than asked for, random candidates of the same level."""
+
+    def __init__(self, tax: Taxonomy, cand: np.ndarray):
+        ok = np.zeros(tax.num_nodes, dtype=bool)
+        ok[cand] = True
+        self.ok = ok
+        c2p, p2c = tax.child_to_parent, tax.parent_to_child
+        self.c2p, self.p2c = c2p, p2c
+        lv = tax.level
+        self.by_level = {int(v): np.flatnonzero((lv == v) & ok) for v in np.unique(lv)}
+        self.level = lv
+
+    def sample(self, cats: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        out = []
+        for c in cats:
+            sib = []
+            for p in self.c2p.indices[self.c2p.indptr[c]:self.c2p.indptr[c + 1]]:
+                ch = self.p2c.indices[self.p2c.indptr[p]:self.p2c.indptr[p + 1]]
+                sib.extend(int(x) for x in ch if x != c and self.ok[x])
+            if len(sib) > k:
+                sib = list(rng.choice(sib, size=k, replace=False))
+            if len(sib) < k:
+                pool = self.by_level[int(self.level[c])]
+                if len(pool):
+                    sib.extend(rng.choice(pool, size=k - len(sib)).tolist())
+            out.extend(sib)
+        return np.asarray(out, dtype=np.int64)
+
+
+@torch.no_grad()
+def mine_negatives(model: ItemModel, data: ItemData, items: np.ndarray, k: int,
+                   chunk: int = 1024, cand: Optional[np.ndarray] = None) -> np.ndarray:
+    """(n, k) global ids of the ``k`` candidates (of ``cand``, default all)
+    nearest each item of ``items`` under the current model that are none of
+    the item's true categories (as extreme-classification training mines
+    them: ANCE, NGAME).  Training items only."""
+    cand = data.cand if cand is None else cand
+    zc = embed_categories(model, cand)
+    extra = max(len(data.truth[i]) for i in items) if len(items) else 0
+    kk = min(k + extra, len(cand))
+    out = np.empty((len(items), k), dtype=np.int64)
+    for a in range(0, len(items), chunk):
+        ids = items[a:a + chunk]
+        with evaluating(model):
+            zi = model.items(data.item_input(ids))
+        near = M.pairwise_dist(model.manifold, zi, zc).topk(kk, dim=1, largest=False).indices
+        near = cand[near.cpu().numpy()]
+        for r, i in enumerate(ids):
+            row = near[r][~np.isin(near[r], data.truth[i])][:k]
+            out[a + r] = np.resize(row, k) if len(row) else cand[:k]
+    return out
+
+
+def item_optimizer(model: ItemModel, cfg: RunConfig):
+    """Riemannian Adam, one rate per kind of parameter (tower, table, gate, text head)."""
+    table = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
+    gate = [p for n, p in model.named_parameters() if n == "gate"]
+    text = [p for n, p in model.named_parameters() if n.startswith("text_head.")]
+    own = {id(p) for p in table + gate + text}
+    rest = [p for p in model.parameters() if id(p) not in own]
+    groups = [{"params": rest, "lr": cfg.train.lr}]
+    for ps, lr in ((table, cfg.items.table_lr), (gate, cfg.items.gate_lr), (text, cfg.items.text_lr)):
+        if ps:
+            groups.append({"params": ps, "lr": lr})
+    return geoopt.optim.RiemannianAdam(groups, lr=cfg.train.lr, stabilize=10)
+
+
+
+def _softmax_loss(model: ItemModel, data: ItemData, zi: Tensor, zc: Tensor, items: np.ndarray,
+                  pool: np.ndarray, inv: np.ndarray) -> Tensor:
+    """Cross-entropy of items ``items`` (points ``zi``) over the categories
+    ``pool`` (points ``zc``), logits -scale * distance; item r's target is
+    ``pool[inv[r]]``, and its other true categories are masked (not negatives)."""
+    logits = -model.log_scale.exp() * M.pairwise_dist(model.manifold, zi, zc)
+    mask = np.zeros((len(items), len(pool)), dtype=bool)
+    pos_in_pool = {int(c): j for j, c in enumerate(pool)}
+    for r, i in enumerate(items):
+        for c in data.truth[i]:
+            j = pos_in_pool.get(int(c))
+            if j is not None and j != inv[r]:
+                mask[r, j] = True
+    if mask.any():
+        logits = logits.masked_fill(torch.as_tensor(mask, device=zi.device), float("-inf"))
+    return nn.functional.cross_entropy(logits, torch.as_tensor(inv[:len(items)],
+                                                               device=zi.device))
+
+
+class ItemBatches(Batches):
+    """The item task's steps, validation and per-epoch state (see the module doc)."""
+
+    val_name = "p1"
+    validate_at_start = True
+    distributed = False
+    scheduled = False
+
+    def __init__(self, model: ItemModel, data: ItemData, sp: ItemSplits, cfg: RunConfig,
+                 seed: int):
+        self.data, self.cfg, self.seed = data, cfg, seed
+        rows = sp.rows("train")
+        self.item_of, self.cat_of = sp.item[rows], sp.category[rows]
+        self.neg_cand = data.cand if cfg.items.negative_pool == "all" else \
+            np.intersect1d(data.cand, self.cat_of)
+        self.hard = HardNegatives(data.tax, self.neg_cand)
+        self.reg = None
+        if cfg.reg.reg_lambda > 0:
+            allowed = np.zeros(data.tax.num_nodes, dtype=bool)
+            allowed[data.cand] = True
+            self.reg = GraphRegularizer(data.tax.edges, data.tax.num_nodes,
+                                        kinds=cfg.reg.reg_kinds, margin=cfg.reg.reg_margin,
+                                        level=data.tax.level, allowed=allowed, seed=seed)
+        val = sp.items_of("val")
+        if len(val) > cfg.items.val_max:
+            val = np.sort(np.random.default_rng(seed + 2).choice(val, cfg.items.val_max,
+                                                                 replace=False))
+        self.val_items = val
+        self.mined: Optional[np.ndarray] = None
+
+    def num_examples(self) -> int:
+        return len(self.item_of)
+
+    def rng_seed(self, seed: int) -> int:
+        return seed + 1
+
+    def optimizer(self, model, cfg):
+        return item_optimizer(model, self.cfg)
+
+    def begin_epoch(self, model, epoch: int) -> None:
+        self.mined = mine_negatives(model, self.data, self.item_of, self.cfg.items.mine_k,
+                                    cand=self.neg_cand) \
+            if self.cfg.items.mined_negatives > 0 else None
+
+    def loss(self, model, net, rows, rng, epoch, cfg, dist, device) -> StepLoss:
+        data, it = self.data, self.cfg.items
+        dev = data.x_items.device
+        bi, bc = self.item_of[rows], self.cat_of[rows]
+        neg = [rng.choice(self.neg_cand, size=cfg.negatives)]
+        if it.sibling_negatives > 0:
+            neg.append(self.hard.sample(bc, it.sibling_negatives, rng))
+        if self.mined is not None:
+            cols = rng.integers(0, self.mined.shape[1], size=(len(rows), it.mined_negatives))
+            neg.append(np.take_along_axis(self.mined[rows], cols, axis=1).ravel())
+        neg = np.concatenate(neg)
+        pool, inv = np.unique(np.concatenate([bc, neg]), return_inverse=True)
+        zc = model.categories(torch.as_tensor(pool, device=dev))
+        zi = model.items(data.item_input(bi))
+        loss = _softmax_loss(model, data, zi, zc, bi, pool, inv)
+        if model.node_states is not None:
+            # the shared head learns from the categories side in a second softmax whose
+            # every category is encoded now: the batch's true ones and one sibling (or
+            # same-level) negative each.  Fresh positives against the refreshed (stale)
+            # negatives above would let the head lower the loss by moving every category
+            # towards the items: measured, validation P@1 fell below RAMEN's.
+            fpool, finv = np.unique(np.concatenate([bc, self.hard.sample(bc, 1, rng)]),
+                                    return_inverse=True)
+            zf = model.fresh_categories(torch.as_tensor(fpool, device=dev))
+            loss = loss + _softmax_loss(model, data, zi, zf, bi, fpool, finv)
+        reg_val = 0.0
+        if self.reg is not None:
+            anchors = rng.choice(data.cand, size=it.reg_anchors)
+            samples = self.reg.sample(anchors, rng)
+            ids = self.reg.nodes(samples)
+            z = model.categories(torch.as_tensor(ids, device=dev))
+            parts = self.reg.loss(model.manifold, z, lambda a: np.searchsorted(ids, a), samples)
+            reg = sum(parts.values())
+            reg_val = float(reg.detach())
+            loss = loss + lambda_at(epoch, self.cfg.reg.reg_lambda, self.cfg.reg.reg_warmup) \
+                * reg
+        return StepLoss(loss, loss, reg_val, len(rows))
+
+    def end_epoch(self, model) -> None:
+        if model.node_states is not None:
+            model.refresh_categories()
+
+    def validates(self) -> bool:
+        return len(self.val_items) > 0
+
+    def validate(self, model) -> Optional[float]:
+        top, _ = score_items(model, self.data, self.val_items, k=1)
+        return float(np.mean([np.isin(t[:1], self.data.truth[i]).any()
+                              for t, i in zip(top, self.val_items)]))
+
+    @property
+    def has_reg(self) -> bool:                      # type: ignore[override]
+        return self.reg is not None
+
+    def state(self) -> Dict[str, Any]:
+        return {"mined": self.mined}
+
+    def load_state(self, state: Dict[str, Any]) -> None:
+        self.mined = state.get("mined")
+
+    def snapshot(self, model) -> Any:
+        """The category vectors a shared text head gave the kept weights."""
+        return model.x_nodes if model.node_states is not None else None
+
+    def restore(self, model, snap: Any) -> None:
+        if snap is not None:
+            model.x_nodes = snap
+
+
+__all__ = ["HardNegatives", "mine_negatives", "item_optimizer", "ItemBatches"]
