@@ -193,7 +193,7 @@ def _main(argv: List[str]) -> int:
 
 def format_result(result) -> str:
     from hgraph.results import fmt
-    keys = ["lp_roc_auc", "lp_ap", "parent_mrr", "parent_hits@10", "recon_mean_rank", "recon_map",
+    keys = ["p1", "p1_seen", "p1_zero", "p5", "mrr", "hp5", "lp_roc_auc", "lp_ap", "parent_mrr", "parent_hits@10", "recon_mean_rank", "recon_map",
             "spearman_norm_level", "inductive_mrr", "inductive_hits@10", "train_time_s",
             "embed_time_s"]
     lines = [f"run folder: {result.run_dir}",

@@ -1,12 +1,10 @@
-"""The pipeline: ``run(cfg) -> RunResult``, a short chain of named steps.
+"""The pipeline: ``run(cfg) -> RunResult``, a short chain of named steps, for every task.
 
-data (:data:`~hgraph.data.datasets.DATASETS`) -> leak-free splits -> per seed: encoder
-(:data:`~hgraph.nn.ENCODERS`) on a manifold, trained with a loss (and the graph regulariser when
-``reg.reg_lambda > 0``) by :func:`hgraph.train.train` (``--trainer fused``: a shallow table by
-:func:`hgraph.shallow_fit.fit_model`), evaluated by :func:`hgraph.eval.suite.evaluate` ->
-``results/<run_id>/`` + ``results/summary.{csv,md}``.
-
-Seeds are set in :func:`run`, never at import.  Input is validated before anything is written.
+Nodes: data (:data:`~hgraph.data.datasets.DATASETS`) -> leak-free splits -> per seed: encoder
+(:data:`~hgraph.nn.ENCODERS`) trained by :func:`hgraph.train.train` (``--trainer fused``:
+:func:`hgraph.train.fused.fit_model`), evaluated -> ``results/<run_id>/`` + summary rows.
+Items (``task: items``): :func:`hgraph.tasks.items.run`.  Seeds are set in :func:`run`,
+never at import; input is validated before anything is written.
 """
 from __future__ import annotations
 
@@ -82,7 +80,10 @@ def prepare(cfg: RunConfig, tax: Taxonomy, device: torch.device, dtype: torch.dt
 
 
 def check_inputs(cfg: RunConfig, prep: Prepared) -> None:
-    """Refuse an encoder that needs features on a dataset without them."""
+    """Refuse an item model's name and an encoder that needs features on a dataset without."""
+    if cfg.model.encoder not in ENCODERS:
+        raise HGraphInputError(f"encoder {cfg.model.encoder!r} is an item model",
+                               fix=f"add --task items, or choose from {', '.join(ENCODERS)}")
     if prep.x is None and ENCODERS[cfg.model.encoder].requires_features \
             and not cfg.model.id_embeddings:
         raise HGraphInputError(f"encoder {cfg.model.encoder!r} needs node features; dataset "
@@ -172,8 +173,7 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
     ``cfg``) each seed continues from its latest checkpoint; seeds without one
     start afresh.  Final metrics equal an uninterrupted run's (same device).
     Under torchrun (:mod:`hgraph.distributed`) ranks other than 0 return None.
-    ``cfg.task`` "items" runs the item -> category task (:func:`hgraph.tasks.items.run`)
-    with the same run folder, checkpoints, resume, signals and summary row.
+    Task "items": :func:`hgraph.tasks.items.run`, the same folder, checkpoints and rows.
     """
     if cfg.task == "items":
         from hgraph.tasks import items
@@ -236,16 +236,9 @@ def finish(cfg, prep, run_dir, command, per_seed, histories, points, model, subt
         save_embeddings(run_dir, points, prep.tax, model.manifold)
     if cfg.plots:   # disk by level, norm by level, subtrees, training curves
         plot_run(run_dir, points, prep.tax, model.manifold, histories[0], subtrees)
-    row = {"run_id": run_dir.name, "date": time.strftime("%Y-%m-%d %H:%M"),
-           "dataset": cfg.data.dataset, "encoder": cfg.model.encoder,
-           "manifold": cfg.model.manifold, "dim": cfg.model.dim, "loss": cfg.train.loss,
-           "epochs": cfg.train.epochs, "seeds": len(cfg.seeds), "device": str(device),
-           "world_size": meta["world_size"], "git": meta["git"]}
-    for k in SUMMARY_METRICS:
-        if k in agg:
-            row[k], row[k + "_std"] = agg[k]["mean"], agg[k]["std"]
     R.mark_complete(run_dir)
-    R.append_summary(cfg.out, row)
+    R.append_summary(cfg.out, R.summary_row(cfg, run_dir, agg, SUMMARY_METRICS, device,
+                                            meta["git"], world_size=meta["world_size"]))
     return R.RunResult(run_dir=run_dir, config=cfg, metrics=agg, per_seed=per_seed, dataset=ds,
                        histories=histories)
 

@@ -12,8 +12,11 @@ from typing import Callable, Dict, List, Optional
 
 
 def _encoders() -> List[str]:
+    """Node encoders and item models together (``--task`` decides which apply; the run
+    checks the name against its task's registry before anything is read)."""
     from hgraph.nn import ENCODERS
-    return sorted(ENCODERS)
+    from hgraph.tasks.item_models import ITEM_ENCODERS
+    return sorted(set(ENCODERS) | set(ITEM_ENCODERS))
 
 
 def _manifolds() -> List[str]:

@@ -167,6 +167,21 @@ def append_summary(out: str, row: Dict[str, Any]) -> None:
         atomic_write_text(out_dir / "summary.md", summary_markdown(df))
 
 
+def summary_row(cfg: RunConfig, run_dir: Path, agg: Dict[str, Dict[str, float]], metrics,
+                device, git: str, **extra) -> Dict[str, Any]:
+    """The summary row of a finished run (every task): identity, settings, and the
+    mean and std of each of ``metrics`` the run has."""
+    row = {"run_id": Path(run_dir).name, "date": time.strftime("%Y-%m-%d %H:%M"),
+           "task": cfg.task, "dataset": cfg.data.dataset, "encoder": cfg.model.encoder,
+           "manifold": cfg.model.manifold, "dim": cfg.model.dim, "loss": cfg.train.loss,
+           "epochs": cfg.train.epochs, "seeds": len(cfg.seeds), "device": str(device),
+           "world_size": 1, "git": git, **extra}
+    for k in metrics:
+        if k in agg:
+            row[k], row[k + "_std"] = agg[k]["mean"], agg[k]["std"]
+    return row
+
+
 def summary_markdown(df) -> str:
     cols = ["run_id", "dataset", "encoder", "manifold", "dim", "seeds"]
     lines = ["# Runs", "",

@@ -12,8 +12,14 @@ encoder a list of settings; every trial one seed; finished trials are read
 back, so an interrupted grid resumes), then the chosen settings on every seed:
     python pipelines/items.py --config configs/items_icd10cm.yaml --tune
 
-Every setting is a field of ``hgraph.tasks.items.ItemTaskConfig``; command-line
-flags override the file's ``common`` block.  Exit status 2 on bad input.
+Every run goes through ``hgraph.pipeline.run`` (the same run folders,
+checks, checkpoints and summary rows as ``pipelines/run.py --task items``).
+Settings are the flat item settings of ``hgraph.config.ITEM_KEYS`` (each the
+field of a config section: ``lr`` is ``train.lr``, ``zero_shot_frac`` is
+``items.zero_shot_frac``); command-line flags override the file's ``common``
+block.  A run folder ``<out>/<name>`` that finished with the same settings is
+read back instead of rerun with ``--resume`` (an interrupted one continues
+from its checkpoints).  Exit status 2 on bad input, before anything runs.
 """
 from __future__ import annotations
 
@@ -30,39 +36,15 @@ try:
 except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hgraph.config import ITEM_KEYS, SECTIONS, RunConfig, load_yaml  # noqa: E402
 from hgraph.errors import HGraphInputError  # noqa: E402
-from hgraph.tasks.item_models import ITEM_ENCODERS  # noqa: E402
-from hgraph.tasks.items import ItemTaskConfig, config_from_dict, run_items  # noqa: E402
+from hgraph.tasks.items import check, config_from_dict  # noqa: E402
 
-HELP = {"dataset": "taxonomy (as pipelines/run.py --dataset); icd10cm:no7th = 47.2k codes",
-        "items": "CSV text,category[,split] (default: the dataset's built-in items)",
-        "node_text": "CSV id,text of the nodes (default: the dataset's own text)",
-        "subtree": "keep only this node (key or name) and its descendants",
-        "encoder": f"one of {', '.join(ITEM_ENCODERS)}",
-        "manifold": "poincare or euclidean",
-        "seeds": "seeds (each: its own split and initialisation)",
-        "reg_lambda": "graph regulariser weight (category ancestor/sibling triplets)",
-        "item_adapter": "items only: a residual MLP of this width before the shared tower "
-                        "(0: none)",
-        "item_text_layers": "items only: train the sentence encoder's last k transformer "
-                            "layers (categories keep its frozen vectors; 0: all frozen)",
-        "shared_text_head": "the trained layers encode the categories too (re-encoded after "
-                            "every epoch; needs item_text_layers >= 1, encoder ramen)",
-        "text_lr": "Adam rate of those layers",
-        "category_context": "a category's text followed by its first k ancestors' texts "
-                            "(0: its own only)",
-        "negative_pool": "draw negatives among 'all' candidates or only the 'trained' ones "
-                         "(categories with a training item)",
-        "calibrate": "also score test with calibrated stacking: a twin model trained without "
-                     "a further share of categories chooses, on validation, a distance "
-                     "handicap for categories with training items (doubles training time)",
-        "rerank": "also score test with a learned second stage over each item's top k "
-                  "categories (gradient-boosted trees on score, text, hierarchy and seen "
-                  "features), fitted on the calibration twin's lists (0: off; k >= 10)",
-        "lr": "Adam learning rate of the towers (per step)",
-        "epochs": "maximum epochs (early stop on validation P@1)",
-        "threads": "torch threads (0: torch's default)",
-        "out": "folder of the run folders"}
+
+def _field(key: str):
+    sec, name = ITEM_KEYS[key]
+    cls = RunConfig if sec is None else SECTIONS[sec]
+    return next(f for f in fields(cls) if f.name == name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,49 +55,86 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune", action="store_true", help="run the config's tune block first")
     p.add_argument("--only", help="comma-separated run names of the config to run")
     p.add_argument("--resume", action="store_true",
-                   help="keep the seeds a run folder already holds when they were run with the "
-                        "same settings (an interrupted run goes on with its next seed)")
+                   help="read back a run folder <out>/<name> that finished with the same "
+                        "settings, continue an interrupted one from its checkpoints")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="print the table of the finished runs under DIR (and the paired "
                         "bootstrap of hgcn vs ramen when both are there); runs nothing")
-    for f in fields(ItemTaskConfig):
-        if f.name in ("progress",):
+    for key in sorted(ITEM_KEYS):
+        if key == "progress":
             continue
-        flag = "--" + f.name.replace("_", "-")
+        f = _field(key)
+        flag = "--" + key.replace("_", "-")
         default = f.default
+        help_ = (f.metadata or {}).get("help", "")
+        help_ = help_ if isinstance(help_, str) else ""
         if isinstance(default, bool):
-            p.add_argument(flag, action="store_const", const=True, default=None,
-                           help=HELP.get(f.name, ""))
-        elif f.name in ("seeds", "reg_kinds"):
-            p.add_argument(flag, nargs="+", type=int if f.name == "seeds" else str,
-                           default=None, help=HELP.get(f.name, f"default {list(default)}"))
+            p.add_argument(flag, action="store_const", const=True, default=None, help=help_)
+        elif isinstance(default, tuple):
+            p.add_argument(flag, nargs="+", type=type(default[0]) if default else str,
+                           default=None, help=help_)
         else:
             typ = type(default) if default is not None else str
-            p.add_argument(flag, type=typ, default=None,
-                           help=HELP.get(f.name, "") + f" (default {default})")
+            p.add_argument(flag, type=typ, default=None, help=help_)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
-def _load_yaml(path: Path):
-    import yaml
-    try:
-        d = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HGraphInputError("no such config file", file=str(path)) from None
-    except yaml.YAMLError as e:
-        raise HGraphInputError(f"not valid YAML: {e}", file=str(path)) from None
+def _load_yaml(path: Path) -> dict:
+    d = load_yaml(str(path))
     if not isinstance(d, dict):
         raise HGraphInputError("a config file holds a mapping", file=str(path))
     return d
 
 
+def _same_settings(cfg: RunConfig, run_dir: Path) -> bool:
+    """Whether run folder ``run_dir`` was run with ``cfg``'s settings (its name, folder
+    and progress aside): from its ``config.json``, or the flat settings an item run
+    folder written before the one harness kept in ``metrics.json``."""
+    from hgraph.results import read_run_config
+    try:
+        if (run_dir / "config.json").exists():
+            theirs = read_run_config(run_dir)
+        else:
+            flat = json.loads((run_dir / "metrics.json").read_text())["run"]["config"]
+            theirs = config_from_dict({k: v for k, v in flat.items() if k in ITEM_KEYS},
+                                      str(run_dir))
+    except (OSError, KeyError, ValueError, HGraphInputError):
+        return False
+    skip = {"name", "out", "progress", "version"}
+    return {k: v for k, v in cfg.to_dict().items() if k not in skip} == \
+        {k: v for k, v in theirs.to_dict().items() if k not in skip}
+
+
+def run_named_fresh(cfg: RunConfig, argv) -> Path:
+    from hgraph.pipeline import run
+    return run(cfg, argv=argv).run_dir
+
+
+def run_named(cfg: RunConfig, argv, reuse: bool) -> Path:
+    """Run ``cfg`` through :func:`hgraph.pipeline.run` -> its run folder.  With
+    ``reuse``: a folder ``<out>/<name>`` that finished with the same settings is
+    taken as it is, an interrupted one (same settings) continues from its
+    checkpoints."""
+    from hgraph.pipeline import resume, run
+    from hgraph.results import INCOMPLETE, slug
+    d = Path(cfg.out) / slug(cfg.name)
+    if reuse and d.is_dir() and _same_settings(cfg, d):
+        if not (d / INCOMPLETE).exists() and (d / "metrics.json").exists():
+            if cfg.progress:
+                print(f"[{cfg.name}] finished with the same settings: {d}", file=sys.stderr)
+            return d
+        if (d / INCOMPLETE).exists() and (d / "config.json").exists():
+            return resume(d, argv=argv).run_dir
+    return run(cfg, argv=argv).run_dir
+
+
 def _flags(args) -> dict:
     out = {}
-    for f in fields(ItemTaskConfig):
-        v = getattr(args, f.name, None)
+    for key in ITEM_KEYS:
+        v = getattr(args, key, None)
         if v is not None:
-            out[f.name] = v
+            out[key] = v
     if args.quiet:
         out["progress"] = False
     return out
@@ -126,10 +145,10 @@ def _settings(run: dict) -> dict:
     return {k: v for k, v in (run or {}).items() if k != "tuned_as"}
 
 
-def tune(doc: dict, common: dict, src: str, command: str, only=None) -> Tuple[dict, dict]:
+def tune(doc: dict, common: dict, src: str, argv, only=None) -> Tuple[dict, dict]:
     """Trials of the ``tune`` block on one seed each (of the runs in ``only``,
     all when None) -> (the best trial's settings by validation P@1, its run
-    folder) per run name.  A finished trial (its metrics.json exists) is read
+    folder) per run name.  A trial that finished with the same settings is read
     back, so the grid resumes."""
     chosen, where = {}, {}
     if only is not None:    # a run `tuned_as: R` takes R's choice: R's trials are needed
@@ -141,16 +160,14 @@ def tune(doc: dict, common: dict, src: str, command: str, only=None) -> Tuple[di
         best = None
         for j, t in enumerate(trials):
             cfg = config_from_dict({**base, **t, "seeds": [base.get("seeds", [0])[0]],
-                                    "name": f"tune/{name}_{j}"}, src)
-            mpath = Path(cfg.out) / cfg.name / "metrics.json"
-            if mpath.exists():
-                res = json.loads(mpath.read_text())
-            else:
-                res = run_items(cfg, command=command + f"  # trial {name}_{j}")
+                                    "name": f"{name}_{j}",
+                                    "out": str(Path(base.get("out", "results")) / "tune")}, src)
+            d = run_named(cfg, [*argv, f"# trial {name}_{j}"], reuse=True)
+            res = json.loads((d / "metrics.json").read_text())
             v = res["mean_std"]["best_val_p1"]["mean"]
             print(f"[tune] {name} trial {j} {t}: val P@1 {v:.4f}", file=sys.stderr)
             if best is None or v > best[0]:
-                best = (v, t, mpath.parent)
+                best = (v, t, d)
         chosen[name], where[name] = best[1], best[2]
     return chosen, where
 
@@ -202,15 +219,17 @@ def report(folder: Path) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    command = "python pipelines/items.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    argv_run = ["pipelines/items.py", *(sys.argv[1:] if argv is None else argv)]
     try:
         if args.report is not None:
             return report(args.report)
         if args.config is None:
             cfg = config_from_dict(_flags(args), "<command line>")
-            res = run_items(cfg, command=command, resume=args.resume)
+            d = run_named(cfg, argv_run, reuse=args.resume) if cfg.name is not None else \
+                run_named_fresh(cfg, argv_run)
             from hgraph.tasks.items_report import table
-            print(table({cfg.encoder: res["run_dir"]}))
+            print(table({cfg.model.encoder: str(d)}))
+            print(f"run folder: {d}")
             return 0
         doc = _load_yaml(args.config)
         src = str(args.config)
@@ -220,7 +239,11 @@ def main(argv=None) -> int:
             raise HGraphInputError("the config names no runs", file=src,
                                    fix="add runs: {name: {encoder: ...}}")
         names = list(runs) if not args.only else args.only.split(",")
-        chosen, trial_dirs = tune(doc, common, src, command, only=names) if args.tune \
+        for name in names:      # every run's settings checked before anything runs
+            if name not in runs:
+                raise HGraphInputError(f"no run named {name!r}", file=src)
+            check(config_from_dict({**common, **_settings(runs[name]), "name": name}, src))
+        chosen, trial_dirs = tune(doc, common, src, argv_run, only=names) if args.tune \
             else ({}, {})
         if chosen:
             out = Path(common.get("out", "results/items")) / "tuned.json"
@@ -238,22 +261,33 @@ def main(argv=None) -> int:
             pick = chosen.get((runs[name] or {}).get("tuned_as", name), {})
             cfg = config_from_dict({**common, **_settings(runs[name]), **pick, "name": name},
                                    src)
-            # the chosen trial's seed is not run twice
-            trial = trial_dirs.get(name)
-            dirs[name] = run_items(cfg, command=command, reuse=trial,
-                                   resume=args.resume)["run_dir"]
+            dirs[name] = str(run_named(cfg, argv_run, reuse=args.resume))
         from hgraph.tasks.items_report import paired, paired_markdown, table
-        print(f"\n{common.get('dataset', ItemTaskConfig.dataset)}: "
+        print(f"\n{cfg.data.dataset}: "
               f"{time.perf_counter() - t0:.0f} s\n")
         print(table(dirs))
         cmp_ = doc.get("compare")
         if cmp_ and all(c in dirs for c in cmp_):
             print()
             print(paired_markdown(paired(dirs[cmp_[0]], dirs[cmp_[1]]), *cmp_))
+        print("\nrun folders: " + ", ".join(dirs.values()))
         return 0
     except HGraphInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        from hgraph.train import RunInterrupted
+        if isinstance(e, RunInterrupted):       # checkpoint written: say how to resume
+            print(e, file=sys.stderr)
+            return e.exit_status
+        print("interrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as e:
+        from hgraph.train import TrainingDiverged
+        if not isinstance(e, TrainingDiverged):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ def _query_text(args) -> int:
     import torch
     from hgraph import manifolds as M
     from hgraph.errors import HGraphInputError
-    from hgraph.tasks.items import item_input_from_texts, load_exported
+    from hgraph.tasks.item_data import item_input_from_texts
+    from hgraph.tasks.item_export import load_exported
     saved = sorted(args.run.glob("model_seed*.pt"))
     if args.seed is not None:
         saved = [args.run / f"model_seed{args.seed}.pt"]

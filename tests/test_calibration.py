@@ -130,14 +130,15 @@ def test_group_minima_predict_the_offset_ranking(dtype):
 def test_calibrated_run_scores_test_both_ways(tmp_path):
     """A run with calibrate: the cal_* metrics are the test ranking with the
     chosen handicap, and the stored test minima reproduce both P@1s."""
-    from hgraph.tasks.items import ItemTaskConfig, run_items
-    cfg = ItemTaskConfig(dataset="csv:data/samples/hpo_slice_edges.csv",
+    from hgraph.pipeline import run as run_items
+    from hgraph.tasks.items import item_config
+    cfg = item_config(dataset="csv:data/samples/hpo_slice_edges.csv",
                          items="data/samples/hpo_slice_items.csv",
                          node_text="data/samples/hpo_slice_text.csv", out=str(tmp_path),
                          progress=False, epochs=3, negatives=64, cost_items=20, threads=1,
                          encoder="ramen", calibrate=True)
     r = run_items(cfg)
-    m = r["per_seed"][0]
+    m = r.per_seed[0]
     assert m["cal_gamma"] >= 0 and m["cal_val_h"] >= m["cal_val_h_0"]
     assert m["cal_twin_train_s"] > 0 and m["cal_val_n_unseen"] > 0 and m["cal_val_n_seen"] > 0
     a = np.load(next(tmp_path.glob("*/per_item_seed0.npz")))
@@ -150,7 +151,7 @@ def test_calibrated_run_scores_test_both_ways(tmp_path):
     # the report's calibrated view: the cal_* numbers under the plain keys, paired per item
     from hgraph.tasks.items_report import CAL, load_run, paired, table
     d = str(next(tmp_path.glob("*/metrics.json")).parent)
-    v = load_run(d + CAL)["mean_std"]
+    v = load_run(d + CAL).metrics
     assert v["p1"]["mean"] == pytest.approx(m["cal_p1"]) and v["gamma"]["mean"] == m["cal_gamma"]
     diff = {(r["metric"], r["slice"]): r["diff"] for r in paired(d + CAL, d)}
     assert diff[("p1", "all")] == pytest.approx(m["cal_p1"] - m["p1"])
@@ -162,7 +163,8 @@ def test_scoring_runs_in_eval_mode_and_leaves_the_mode_as_it_was():
     eval-mode distances) and embed_categories restores the caller's mode: the
     category points once switched the model back to training before the items
     were embedded, so a text head's dropout blurred every evaluation."""
-    from hgraph.tasks.items import embed_categories, score_items
+    from hgraph.tasks.item_eval import score_items
+    from hgraph.tasks.item_models import embed_categories
     gen = torch.Generator().manual_seed(1)
     N, F, U = 20, 8, 40
     x = torch.nn.functional.normalize(torch.randn(N, F, generator=gen), dim=-1)

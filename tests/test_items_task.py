@@ -197,7 +197,8 @@ def test_item_adapter_starts_as_identity_moves_items_only_and_exports(dtype, tmp
     its weights move, items move and categories do not; the export places items as
     the model does."""
     from types import SimpleNamespace
-    from hgraph.tasks.items import ItemTaskConfig, export_model, load_exported
+    from hgraph.tasks.item_export import export_model, load_exported
+    from hgraph.tasks.items import item_config
     ball = M.make_manifold("poincare", 1.0, False)
     x, ei = _tiny_graph(dtype=dtype)
     items = torch.nn.functional.normalize(torch.randn(5, 8, dtype=dtype), dim=-1)
@@ -215,7 +216,7 @@ def test_item_adapter_starts_as_identity_moves_items_only_and_exports(dtype, tmp
         assert torch.equal(m.categories(), cats)
     tax = Taxonomy.from_edges([1, 2, 3, 4, 5], [0, 1, 0, 3, 3])
     data = SimpleNamespace(tax=tax, x_nodes=x, cand=np.arange(1, 6))
-    cfg = ItemTaskConfig(encoder="hgcn", hidden=16, item_adapter=12)
+    cfg = item_config(encoder="hgcn", hidden=16, item_adapter=12)
     export_model(m, data, cfg, tmp_path / "m.pt")
     tower, d = load_exported(tmp_path / "m.pt")
     assert torch.allclose(tower(items), m.items(items).detach())
@@ -253,7 +254,7 @@ def test_mined_negatives_are_the_nearest_wrong_categories(dtype):
     """mine_negatives: for each item the k candidates nearest its point under
     the model, its true categories skipped, nearest first."""
     from types import SimpleNamespace
-    from hgraph.tasks.items import mine_negatives
+    from hgraph.tasks.item_batches import mine_negatives
     ball = M.make_manifold("poincare", 1.0, False)
     x, ei = _tiny_graph(dtype=dtype)
     torch.manual_seed(0)
@@ -275,7 +276,7 @@ def test_negative_pool_trained_draws_only_categories_with_training_items(pool):
     """negative_pool="trained": every category a training step scores (uniform, sibling
     and mined negatives) has a training item; "all" also draws the others."""
     from types import SimpleNamespace
-    from hgraph.tasks.items import ItemTaskConfig, train_items
+    from hgraph.tasks.items import item_config, train_items
     # a 3-level tree: root 0, 4 inner nodes, 5 leaves under each
     child, parent = [], []
     for a in range(1, 5):
@@ -310,7 +311,7 @@ def test_negative_pool_trained_draws_only_categories_with_training_items(pool):
             seen.append(ids.detach().numpy().copy())
         return orig(ids)
     m.categories = spy
-    cfg = ItemTaskConfig(negative_pool=pool, epochs=2, batch_size=8, negatives=16,
+    cfg = item_config(negative_pool=pool, epochs=2, batch_size=8, negatives=16,
                          hard_negatives=2, mined_negatives=2, mine_k=4, progress=False)
     train_items(m, data, sp_, cfg, seed=0)
     scored = np.unique(np.concatenate(seen))
@@ -323,13 +324,14 @@ def test_negative_pool_trained_draws_only_categories_with_training_items(pool):
 def test_end_to_end_on_the_committed_slice_learns(tmp_path, capsys):
     """640 HPO synonyms on 155 terms: the trained model beats the untrained
     cosine baseline by >= 0.1 validation P@1."""
-    from hgraph.tasks.items import ItemTaskConfig, run_items
+    from hgraph.pipeline import run as run_items
+    from hgraph.tasks.items import item_config
     base = dict(dataset="csv:data/samples/hpo_slice_edges.csv",
                 items="data/samples/hpo_slice_items.csv",
                 node_text="data/samples/hpo_slice_text.csv", out=str(tmp_path), progress=False,
                 epochs=5, negatives=64, cost_items=20, threads=1)
-    feats = run_items(ItemTaskConfig(encoder="features", **base))["mean_std"]
-    ramen = run_items(ItemTaskConfig(encoder="ramen", **base))["mean_std"]
+    feats = run_items(item_config(encoder="features", **base)).metrics
+    ramen = run_items(item_config(encoder="ramen", **base)).metrics
     assert ramen["best_val_p1"]["mean"] >= feats["best_val_p1"]["mean"] + 0.1
     assert ramen["p1"]["mean"] > feats["p1"]["mean"]
     runs = list(tmp_path.glob("*ramen*/metrics.json"))
@@ -356,8 +358,10 @@ def test_text_head_untrained_gives_the_frozen_encoders_vectors_and_trains(tmp_pa
     layer, and its export places text as the trained model does."""
     from hgraph.data.text import encode_texts, token_states
     from hgraph.tasks.item_models import TextHead
-    from hgraph.tasks.items import (ItemTaskConfig, item_input_from_texts, load_exported,
-                                    run_items)
+    from hgraph.pipeline import run as run_items
+    from hgraph.tasks.item_data import item_input_from_texts
+    from hgraph.tasks.item_export import load_exported
+    from hgraph.tasks.items import item_config
     texts = ["Small nose", "Abnormality of the nose", "a much longer text about the shape of "
              "the bridge of the nose", "x"]
     st, ln = token_states(texts, skip_last=1, cache=False, progress=False)
@@ -376,8 +380,8 @@ def test_text_head_untrained_gives_the_frozen_encoders_vectors_and_trains(tmp_pa
                 items="data/samples/hpo_slice_items.csv",
                 node_text="data/samples/hpo_slice_text.csv", out=str(tmp_path), progress=False,
                 epochs=2, patience=5, negatives=32, cost_items=10, threads=1, text_lr=1e-4)
-    res = run_items(ItemTaskConfig(encoder="ramen", item_text_layers=1, **base))
-    assert res["per_seed"][0]["epochs_run"] == 2 and np.isfinite(res["per_seed"][0]["p1"])
+    res = run_items(item_config(encoder="ramen", item_text_layers=1, **base))
+    assert res.per_seed[0]["epochs_run"] == 2 and np.isfinite(res.per_seed[0]["p1"])
     run_dir = next(tmp_path.glob("*ramen*"))
     tower, d = load_exported(run_dir / "model_seed0.pt")
     fresh = TextHead.from_encoder("minilm", 1).state_dict()
@@ -397,14 +401,16 @@ def test_shared_text_head_encodes_the_categories_with_the_kept_weights(tmp_path)
     the categories as well as the items; bad combinations are refused."""
     from hgraph.data.text import node_texts, token_states
     from hgraph.errors import HGraphInputError
-    from hgraph.tasks.items import (ItemTaskConfig, build, config_from_dict, load_exported,
-                                    load_item_data, make_item_splits, run_items)
+    from hgraph.data.item_splits import make_item_splits
+    from hgraph.pipeline import run as run_items
+    from hgraph.tasks.item_export import load_exported
+    from hgraph.tasks.items import build, config_from_dict, item_config, load_item_data
     base = dict(dataset="csv:data/samples/hpo_slice_edges.csv",
                 items="data/samples/hpo_slice_items.csv",
                 node_text="data/samples/hpo_slice_text.csv", out=str(tmp_path), progress=False,
                 epochs=3, patience=5, negatives=32, cost_items=10, threads=1, text_lr=1e-4,
                 item_text_layers=1, shared_text_head=True)
-    cfg = ItemTaskConfig(encoder="ramen", **base)
+    cfg = item_config(encoder="ramen", **base)
     data = load_item_data(cfg, torch.device("cpu"))
     assert data.node_states is not None and data.node_states[1].shape[0] == data.tax.num_nodes
     sp = make_item_splits(data.items, data.tax.num_nodes, seed=0)
@@ -422,13 +428,13 @@ def test_shared_text_head_encodes_the_categories_with_the_kept_weights(tmp_path)
     fresh, refresh = model.fresh_categories, model.refresh_categories
     model.fresh_categories = lambda ids: (seen_ids.append(set(ids.tolist())), fresh(ids))[1]
     model.refresh_categories = lambda: (refreshed.append(1), refresh())[1]
-    train_items(model, data, sp, dataclasses.replace(cfg, epochs=2, patience=5), 0)
+    train_items(model, data, sp, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=2, patience=5)), 0)
     tr = sp.rows("train")
-    steps = 2 * int(np.ceil(len(tr) / cfg.batch_size))
+    steps = 2 * int(np.ceil(len(tr) / cfg.train.batch_size))
     assert len(seen_ids) == steps and len(refreshed) == 2
     assert set(sp.category[tr].tolist()) <= set().union(*seen_ids)
     res = run_items(cfg)
-    assert np.isfinite(res["per_seed"][0]["p1"]) and res["per_seed"][0]["best_epoch"] >= 1
+    assert np.isfinite(res.per_seed[0]["p1"]) and res.per_seed[0]["best_epoch"] >= 1
     tower, d = load_exported(next(tmp_path.glob("*ramen*")) / "model_seed0.pt")
     st, ln = token_states(node_texts(data.tax), skip_last=1, progress=False)
     cand = d["cand"]
@@ -495,12 +501,11 @@ tune:
     assert json.loads((tmp_path / "tuned.json").read_text()) == {"ramen": {"lr": 3.0e-3}}
     assert not (tmp_path / "tune" / "hgcn_0").exists()  # not asked for
     run = json.loads((tmp_path / "ramen" / "metrics.json").read_text())
-    assert run["run"]["config"]["lr"] == 3.0e-3 and len(run["per_seed"]) == 2
-    # seed 0 is the chosen trial's own result, taken over rather than run again
+    conf = json.loads((tmp_path / "ramen" / "config.json").read_text())
+    assert conf["train"]["lr"] == 3.0e-3 and len(run["per_seed"]) == 2
+    # seed 0 under the chosen trial's settings computes the trial's result again
     trial = json.loads((tmp_path / "tune" / "ramen_1" / "metrics.json").read_text())
-    assert run["per_seed"][0]["reused_from"].endswith("ramen_1")
     assert run["per_seed"][0]["p1"] == trial["per_seed"][0]["p1"]
-    assert "reused_from" not in run["per_seed"][1]
     assert (tmp_path / "ramen" / "per_item_seed0.npz").exists()
     # another invocation keeps the earlier choice; finished trials are read back, not rerun
     assert cli.main(["--config", str(cfg), "--tune", "--only", "features"]) == 0
@@ -513,19 +518,18 @@ tune:
     assert "[tune] ramen trial 1" in capsys.readouterr().err
     # `tuned_as: ramen`: the twin runs with ramen's chosen rate, its trials read back
     assert cli.main(["--config", str(cfg), "--tune", "--only", "twin"]) == 0
-    twin = json.loads((tmp_path / "twin" / "metrics.json").read_text())["run"]["config"]
-    assert twin["lr"] == 3.0e-3 and twin["reg_lambda"] == 0.0
+    twin = json.loads((tmp_path / "twin" / "config.json").read_text())
+    assert twin["train"]["lr"] == 3.0e-3 and twin["reg"]["reg_lambda"] == 0.0
     assert stamp == [(tmp_path / "tune" / f"ramen_{j}" / "metrics.json").stat().st_mtime_ns
                      for j in (0, 1)]
     assert not (tmp_path / "tune" / "twin_0").exists()
 
 
 @pytest.mark.xdist_group("minilm")
-def test_resume_keeps_the_seeds_a_run_folder_holds(tmp_path, capsys):
-    """--resume: an interrupted run (seed 0 finished) goes on with seed 1 and keeps seed 0
-    as it was; without it, or under other settings, seed 0 is run again."""
+def test_resume_reads_back_a_finished_folder_with_the_same_settings(tmp_path, capsys):
+    """--resume: a run folder <out>/<name> that finished with the same settings is read
+    back, not rerun; other settings (or no --resume) get a new folder, the old one kept."""
     import importlib.util
-    import json
     from pathlib import Path
     spec = importlib.util.spec_from_file_location(
         "items_cli3", Path(__file__).resolve().parent.parent / "pipelines" / "items.py")
@@ -538,24 +542,13 @@ def test_resume_keeps_the_seeds_a_run_folder_holds(tmp_path, capsys):
             "--out", str(tmp_path), "--name", "r", "--quiet"]
     assert cli.main(base + ["--seeds", "0"]) == 0
     run = tmp_path / "r"
-    first = json.loads((run / "metrics.json").read_text())["per_seed"][0]
-    stamp = (run / "per_item_seed0.npz").stat().st_mtime_ns
-    capsys.readouterr()
-    assert cli.main(base + ["--seeds", "0", "1", "--resume"]) == 0
-    per_seed = json.loads((run / "metrics.json").read_text())["per_seed"]
-    assert [p["seed"] for p in per_seed] == [0, 1]
-    assert per_seed[0] == first                          # kept, not recomputed
-    assert (run / "per_item_seed0.npz").stat().st_mtime_ns == stamp
-    assert (run / "per_item_seed1.npz").exists()
-    # a run made before a setting existed did what its default does: still kept
-    m = json.loads((run / "metrics.json").read_text())
-    del m["run"]["config"]["negative_pool"]
-    (run / "metrics.json").write_text(json.dumps(m))
-    assert cli.main(base + ["--seeds", "0", "1", "--resume"]) == 0
-    assert (run / "per_item_seed0.npz").stat().st_mtime_ns == stamp
-    # other settings: nothing is kept
+    stamp = (run / "metrics.json").stat().st_mtime_ns
+    assert cli.main(base + ["--seeds", "0", "--resume"]) == 0
+    assert (run / "metrics.json").stat().st_mtime_ns == stamp and not (tmp_path / "r-2").exists()
     assert cli.main(base + ["--seeds", "0", "--resume", "--lr", "3e-3"]) == 0
-    assert (run / "per_item_seed0.npz").stat().st_mtime_ns != stamp
+    assert (run / "metrics.json").stat().st_mtime_ns == stamp
+    assert (tmp_path / "r-2" / "metrics.json").exists()
+    assert not (tmp_path / "r-2" / "INCOMPLETE").exists()
 
 
 def test_category_context_appends_first_parent_ancestors():

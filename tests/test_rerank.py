@@ -141,14 +141,15 @@ def test_reranker_learns_a_planted_cue_and_ignores_lists_without_truth():
 def test_reranked_run_scores_test_both_ways(tmp_path, encoder):
     """A run with rerank: k: the rr_* ranks agree with the first stage's outside its
     top k, recall@k is unchanged, and the report's @rr view pairs the two per item."""
-    from hgraph.tasks.items import ItemTaskConfig, run_items
+    from hgraph.pipeline import run as run_items
+    from hgraph.tasks.items import item_config
     from hgraph.tasks.items_report import RR, load_run, paired, table
-    cfg = ItemTaskConfig(dataset="csv:data/samples/hpo_slice_edges.csv",
+    cfg = item_config(dataset="csv:data/samples/hpo_slice_edges.csv",
                          items="data/samples/hpo_slice_items.csv",
                          node_text="data/samples/hpo_slice_text.csv", out=str(tmp_path),
                          progress=False, epochs=2, negatives=64, cost_items=20, threads=1,
                          encoder=encoder, rerank=10)
-    m = run_items(cfg)["per_seed"][0]
+    m = run_items(cfg).per_seed[0]
     assert m["rr_k"] == 10 and m["rr_fit_items_seen"] > 0 and m["rr_fit_items_unseen"] > 0
     assert (m["rr_twin_train_s"] > 0) == (encoder == "ramen")
     a = np.load(next(tmp_path.glob("*/per_item_seed0.npz")))
@@ -157,7 +158,7 @@ def test_reranked_run_scores_test_both_ways(tmp_path, encoder):
     assert (a["rr_rank"][~outside] <= 10).all()
     assert m["rr_p1"] == pytest.approx(float((a["rr_rank"] == 1).mean()))
     d = str(next(tmp_path.glob("*/metrics.json")).parent)
-    v = load_run(d + RR)["mean_std"]
+    v = load_run(d + RR).metrics
     assert v["p1"]["mean"] == pytest.approx(m["rr_p1"])
     diff = {(r["metric"], r["slice"]): r["diff"] for r in paired(d + RR, d)}
     assert diff[("p1", "all")] == pytest.approx(m["rr_p1"] - m["p1"])
@@ -169,4 +170,4 @@ def test_rerank_setting_is_checked():
     from hgraph.tasks.items import config_from_dict
     with pytest.raises(HGraphInputError, match="rerank"):
         config_from_dict({"rerank": 5})
-    assert config_from_dict({"rerank": 20}).rerank == 20
+    assert config_from_dict({"rerank": 20}).items.rerank == 20

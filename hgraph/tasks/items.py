@@ -149,7 +149,7 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
         torch.manual_seed(seed)
         ckpt = R.checkpoint_path(run_dir, seed)
         state = R.read_checkpoint(ckpt, device) if resume_dir is not None else None
-        if state is not None and cfg.progress:
+        if state is not None:
             print(f"[seed {seed}] resuming after epoch {state['epoch']}"
                   + (f" + {state['step']} steps" if "step" in state else ""), file=sys.stderr)
         try:
@@ -187,27 +187,22 @@ def finish(cfg, data: ItemData, run_dir: Path, command: str, per_seed, histories
     """metrics.json, history.json, the summary row; the folder complete."""
     agg = R.aggregate([{k: v for k, v in m.items() if isinstance(v, (int, float))}
                        for m in per_seed])
-    ds = {"num_nodes": data.tax.num_nodes, "candidates": int(len(data.cand)),
+    ds = {**data.tax.summary(), "candidates": int(len(data.cand)),
           "items": len(data.item_texts), "rows": len(data.items)}
     meta = {"command": command, "task": "items", "seeds": list(cfg.seeds),
             "seeds_done": [m["seed"] for m in per_seed],
             "wall_time_s": time.perf_counter() - t_wall, "text_encode_s": data.encode_s,
             "git": R.git_hash(str(Path(__file__).resolve().parent.parent.parent)),
             "env": R.environment(device), "torch_threads": torch.get_num_threads(),
-            "dataset": ds, **ds, **R.peak_memory_mb(device)}
+            "dataset": ds, "nodes": ds["num_nodes"], "candidates": ds["candidates"],
+            "items": ds["items"], "rows": ds["rows"], **R.peak_memory_mb(device)}
     R.atomic_write_json(run_dir / "metrics.json", {"mean_std": agg, "per_seed": per_seed,
                                                    "run": meta})
     R.atomic_write_json(run_dir / "history.json", histories)
-    row = {"run_id": run_dir.name, "date": time.strftime("%Y-%m-%d %H:%M"), "task": "items",
-           "dataset": cfg.data.dataset, "encoder": cfg.model.encoder,
-           "manifold": cfg.model.manifold, "dim": int(data.x_nodes.shape[1]), "loss": "softmax",
-           "epochs": cfg.train.epochs, "seeds": len(cfg.seeds), "device": str(device),
-           "world_size": 1, "git": meta["git"]}
-    for k in SUMMARY_METRICS:
-        if k in agg:
-            row[k], row[k + "_std"] = agg[k]["mean"], agg[k]["std"]
     R.mark_complete(run_dir)
-    R.append_summary(cfg.out, row)
+    R.append_summary(cfg.out, R.summary_row(cfg, run_dir, agg, SUMMARY_METRICS, device,
+                                            meta["git"], dim=int(data.x_nodes.shape[1]),
+                                            loss="softmax"))
     return R.RunResult(run_dir=run_dir, config=cfg, metrics=agg, per_seed=per_seed, dataset=ds,
                        histories=histories)
 

@@ -45,7 +45,7 @@ def load_run(run_dir) -> Dict:
     before that slice existed) is summarised from the per-item files.  For
     ``<folder>@cal`` the calibrated metrics take the plain ones' keys (the
     rest -- training time, items/s, validation -- are the run's own)."""
-    from hgraph.tasks.items import METRICS, summarize
+    from hgraph.tasks.item_eval import METRICS, summarize
     run_dir, prefix = _view(run_dir)
     m = json.loads((Path(run_dir) / "metrics.json").read_text())
     if prefix:
