@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    -> create/reuse .venv, install, run the headline comparison (configs/headline.yaml:
-#                  HGCN vs RAMEN placing HPO synonyms into HPO terms, one seed, ~15 min on 2 cores)
+#                  HGCN vs RAMEN placing HPO synonyms into HPO terms, one seed, about 1.5 min
+#                  on 2 cores with a cold text cache)
 #   make test   -> create/reuse .venv, install, run the test suite
 #   make bench  -> run benchmarks/*.py, tables into results/benchmarks.md (~2 h on 2 cores;
 #                  ARGS="--only scaling,inference" re-runs some, ARGS="--device cuda" on a GPU)

@@ -151,7 +151,7 @@ def test_calibrated_run_scores_test_both_ways(tmp_path):
     # the report's calibrated view: the cal_* numbers under the plain keys, paired per item
     from hgraph.tasks.items_report import CAL, load_run, paired, table
     d = str(next(tmp_path.glob("*/metrics.json")).parent)
-    v = load_run(d + CAL).metrics
+    v = load_run(d + CAL)["mean_std"]
     assert v["p1"]["mean"] == pytest.approx(m["cal_p1"]) and v["gamma"]["mean"] == m["cal_gamma"]
     diff = {(r["metric"], r["slice"]): r["diff"] for r in paired(d + CAL, d)}
     assert diff[("p1", "all")] == pytest.approx(m["cal_p1"] - m["p1"])

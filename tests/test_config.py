@@ -57,9 +57,11 @@ def test_cli_choices_come_from_registries():
     from hgraph.losses import LOSSES
     from hgraph.manifolds import MANIFOLDS
     from hgraph.nn import ENCODERS
+    from hgraph.tasks.item_models import ITEM_ENCODERS
     p = build_parser()
     acts = {a.dest: a for a in p._actions}
-    assert set(acts["model.encoder"].choices) == set(ENCODERS)
+    # node encoders and item models (--task picks; the run checks its own registry)
+    assert set(acts["model.encoder"].choices) == set(ENCODERS) | set(ITEM_ENCODERS)
     assert set(acts["model.manifold"].choices) == set(MANIFOLDS)
     assert set(acts["train.loss"].choices) == set(LOSSES)
     with pytest.raises(SystemExit):

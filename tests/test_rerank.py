@@ -158,7 +158,7 @@ def test_reranked_run_scores_test_both_ways(tmp_path, encoder):
     assert (a["rr_rank"][~outside] <= 10).all()
     assert m["rr_p1"] == pytest.approx(float((a["rr_rank"] == 1).mean()))
     d = str(next(tmp_path.glob("*/metrics.json")).parent)
-    v = load_run(d + RR).metrics
+    v = load_run(d + RR)["mean_std"]
     assert v["p1"]["mean"] == pytest.approx(m["rr_p1"])
     diff = {(r["metric"], r["slice"]): r["diff"] for r in paired(d + RR, d)}
     assert diff[("p1", "all")] == pytest.approx(m["rr_p1"] - m["p1"])
