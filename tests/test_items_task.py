@@ -554,7 +554,8 @@ def test_resume_reads_back_a_finished_folder_with_the_same_settings(tmp_path, ca
 def test_category_context_appends_first_parent_ancestors():
     from hgraph.data.taxonomy import Taxonomy
     from hgraph.errors import HGraphInputError
-    from hgraph.tasks.items import config_from_dict, context_texts
+    from hgraph.tasks.item_data import context_texts
+    from hgraph.tasks.items import config_from_dict
     tax = Taxonomy.from_edges(["a", "b", "c", "c"], ["r", "r", "a", "b"])
     i = {k: tax.index(k) for k in "rabc"}
     tax.texts = [""] * tax.num_nodes
