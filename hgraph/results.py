@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from hgraph import manifolds as M
-from hgraph.config import RunConfig, from_dict
+from hgraph.config import ITEM_KEYS, RunConfig, from_dict, nest_item_settings
 from hgraph.errors import HGraphInputError
 from hgraph.files import atomic_open, atomic_write_text  # noqa: F401  (re-exported)
 from hgraph.eval.suite import SUMMARY_METRICS
@@ -270,8 +270,17 @@ def last_checkpoint_note(path: Path) -> str:
 
 def read_run_config(run_dir) -> RunConfig:
     """The configuration of a run folder, from its ``config.json`` of any config
-    version (:func:`hgraph.config.upgrade`), presets not applied again."""
+    version (:func:`hgraph.config.upgrade`), presets not applied again; an item
+    run folder written before the one harness keeps flat item settings in
+    ``metrics.json`` instead (read with the item preset, which holds the defaults
+    those settings had)."""
     path = Path(run_dir) / "config.json"
+    old = Path(run_dir) / "metrics.json"
+    if not path.exists() and old.exists():
+        flat = json.loads(old.read_text()).get("run", {}).get("config")
+        if isinstance(flat, dict):
+            return from_dict(nest_item_settings({k: v for k, v in flat.items()
+                                                 if k in ITEM_KEYS}, str(old)), source=str(old))
     try:
         d = json.loads(path.read_text())
     except FileNotFoundError:
@@ -280,6 +289,23 @@ def read_run_config(run_dir) -> RunConfig:
         raise HGraphInputError(f"config.json is not valid JSON: {e.msg}", file=str(path),
                                line=e.lineno) from None
     return from_dict(d, source=str(path), presets=False)
+
+
+def load_run(path) -> Dict[str, Any]:
+    """A finished run folder of any task and config version: ``path``, ``metrics``
+    (name -> mean/std/n), ``per_seed``, ``run`` (what the run recorded), ``config``
+    (a RunConfig), ``command``, ``seeds``.  The one reader of the report commands."""
+    path = Path(path)
+    if not (path / "metrics.json").exists():
+        raise HGraphInputError("not a finished run folder (no metrics.json)", file=str(path))
+    if (path / INCOMPLETE).exists():
+        raise HGraphInputError("run is marked INCOMPLETE", file=str(path))
+    m = json.loads((path / "metrics.json").read_text())
+    cmd = (path / "command.txt").read_text().strip() if (path / "command.txt").exists() \
+        else m.get("run", {}).get("command", "")
+    return {"path": path, "metrics": m["mean_std"], "per_seed": m.get("per_seed", []),
+            "run": m.get("run", {}), "config": read_run_config(path), "command": cmd,
+            "seeds": m.get("run", {}).get("seeds", [])}
 
 
 def resumable_config(run_dir) -> RunConfig:

@@ -8,7 +8,6 @@ with each run's command) and ``my_table.png`` (grouped bars with error bars).
 Runs still marked INCOMPLETE are refused.
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,7 +15,8 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hgraph.errors import HGraphInputError  # noqa: E402
-from hgraph.results import INCOMPLETE, atomic_write_text, fmt, read_run_config  # noqa: E402
+from hgraph import results as R  # noqa: E402
+from hgraph.results import atomic_write_text, fmt  # noqa: E402
 
 DEFAULT_METRICS = ["lp_roc_auc", "lp_ap", "parent_mrr", "parent_hits@10", "recon_mean_rank",
                    "recon_map", "spearman_norm_level", "inductive_mrr", "inductive_hits@10",
@@ -25,15 +25,8 @@ PLOT_METRICS = ["lp_roc_auc", "parent_mrr", "recon_map", "inductive_mrr", "spear
 
 
 def load_run(path: Path) -> dict:
-    if not (path / "metrics.json").exists():
-        raise HGraphInputError("not a finished run folder (no metrics.json)", file=str(path))
-    if (path / INCOMPLETE).exists():
-        raise HGraphInputError("run is marked INCOMPLETE", file=str(path))
-    m = json.loads((path / "metrics.json").read_text())
-    cfg = read_run_config(path)            # any config version
-    cmd = (path / "command.txt").read_text().strip() if (path / "command.txt").exists() else ""
-    return {"path": path, "metrics": m["mean_std"], "config": cfg, "command": cmd,
-            "seeds": m["run"].get("seeds", [])}
+    """A finished run folder (:func:`hgraph.results.load_run`, any task)."""
+    return R.load_run(path)
 
 
 def label_of(run: dict) -> str:

@@ -1,5 +1,7 @@
 """Sparse pair relations: one home for building them, keying them, testing
-membership, and drawing filtered negatives.
+membership, and drawing negatives: filtered negatives of pairs
+(:class:`NegativeSampler`, the node tasks) and the siblings of a category
+(:class:`SiblingNegatives`, the item task).
 
 A relation over N nodes is an (N, N) CSR matrix (row u, column v: the pair
 ``(u, v)``) or, for look-ups, the sorted int64 keys ``u * N + v``.
@@ -122,3 +124,35 @@ class NegativeSampler:
             neg[idx] = self._draw(len(idx[0]), rng)
             bad[idx] = self.is_forbidden(u[idx], neg[idx])
         return neg, ~bad
+
+
+class SiblingNegatives:
+    """Per category: its siblings (other children of its parents) and, when
+    those are fewer than asked for, random candidates of the same level."""
+
+    def __init__(self, tax, cand: np.ndarray):
+        """``tax``: a :class:`~hgraph.data.taxonomy.Taxonomy`; ``cand``: the allowed ids."""
+        ok = np.zeros(tax.num_nodes, dtype=bool)
+        ok[cand] = True
+        self.ok = ok
+        c2p, p2c = tax.child_to_parent, tax.parent_to_child
+        self.c2p, self.p2c = c2p, p2c
+        lv = tax.level
+        self.by_level = {int(v): np.flatnonzero((lv == v) & ok) for v in np.unique(lv)}
+        self.level = lv
+
+    def sample(self, cats: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        out = []
+        for c in cats:
+            sib = []
+            for p in self.c2p.indices[self.c2p.indptr[c]:self.c2p.indptr[c + 1]]:
+                ch = self.p2c.indices[self.p2c.indptr[p]:self.p2c.indptr[p + 1]]
+                sib.extend(int(x) for x in ch if x != c and self.ok[x])
+            if len(sib) > k:
+                sib = list(rng.choice(sib, size=k, replace=False))
+            if len(sib) < k:
+                pool = self.by_level[int(self.level[c])]
+                if len(pool):
+                    sib.extend(rng.choice(pool, size=k - len(sib)).tolist())
+            out.extend(sib)
+        return np.asarray(out, dtype=np.int64)

@@ -21,7 +21,7 @@ from torch import nn
 from hgraph import manifolds as M
 from hgraph.config import RunConfig
 from hgraph.data.item_splits import ItemSplits
-from hgraph.data.taxonomy import Taxonomy
+from hgraph.data.pairs import SiblingNegatives
 from hgraph.losses import GraphRegularizer, lambda_at
 from hgraph.tasks.item_data import ItemData
 from hgraph.tasks.item_eval import score_items
@@ -29,37 +29,6 @@ from hgraph.tasks.item_models import ItemModel, embed_categories, evaluating
 from hgraph.train.batches import Batches, StepLoss
 
 Tensor = torch.Tensor
-
-
-class HardNegatives:
-    """Per category: its siblings (other children of its parents) and, when
-    those are fewer than asked for, random candidates of the same level."""
-
-    def __init__(self, tax: Taxonomy, cand: np.ndarray):
-        ok = np.zeros(tax.num_nodes, dtype=bool)
-        ok[cand] = True
-        self.ok = ok
-        c2p, p2c = tax.child_to_parent, tax.parent_to_child
-        self.c2p, self.p2c = c2p, p2c
-        lv = tax.level
-        self.by_level = {int(v): np.flatnonzero((lv == v) & ok) for v in np.unique(lv)}
-        self.level = lv
-
-    def sample(self, cats: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-        out = []
-        for c in cats:
-            sib = []
-            for p in self.c2p.indices[self.c2p.indptr[c]:self.c2p.indptr[c + 1]]:
-                ch = self.p2c.indices[self.p2c.indptr[p]:self.p2c.indptr[p + 1]]
-                sib.extend(int(x) for x in ch if x != c and self.ok[x])
-            if len(sib) > k:
-                sib = list(rng.choice(sib, size=k, replace=False))
-            if len(sib) < k:
-                pool = self.by_level[int(self.level[c])]
-                if len(pool):
-                    sib.extend(rng.choice(pool, size=k - len(sib)).tolist())
-            out.extend(sib)
-        return np.asarray(out, dtype=np.int64)
 
 
 @torch.no_grad()
@@ -135,7 +104,7 @@ class ItemBatches(Batches):
         self.item_of, self.cat_of = sp.item[rows], sp.category[rows]
         self.neg_cand = data.cand if cfg.items.negative_pool == "all" else \
             np.intersect1d(data.cand, self.cat_of)
-        self.hard = HardNegatives(data.tax, self.neg_cand)
+        self.hard = SiblingNegatives(data.tax, self.neg_cand)
         self.reg = None
         if cfg.reg.reg_lambda > 0:
             allowed = np.zeros(data.tax.num_nodes, dtype=bool)
@@ -233,4 +202,4 @@ class ItemBatches(Batches):
             model.x_nodes = snap
 
 
-__all__ = ["HardNegatives", "mine_negatives", "item_optimizer", "ItemBatches"]
+__all__ = ["mine_negatives", "item_optimizer", "ItemBatches"]

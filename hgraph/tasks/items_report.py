@@ -2,7 +2,6 @@
 paired bootstrap intervals between two encoders on the same test items."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -46,8 +45,11 @@ def load_run(run_dir) -> Dict:
     ``<folder>@cal`` the calibrated metrics take the plain ones' keys (the
     rest -- training time, items/s, validation -- are the run's own)."""
     from hgraph.tasks.item_eval import METRICS, summarize
+    from hgraph.results import load_run as read_run
     run_dir, prefix = _view(run_dir)
-    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    r = read_run(run_dir)           # the one reader of finished run folders, any version
+    m = {"mean_std": r["metrics"], "per_seed": r["per_seed"], "run": r["run"],
+         "config": r["config"]}
     if prefix:
         cal = {k[len(prefix):]: v for k, v in m["mean_std"].items() if k.startswith(prefix)}
         if "p1" not in cal:
