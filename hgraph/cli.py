@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from hgraph import registries
 from hgraph.config import SECTIONS, RunConfig, from_dict, load_yaml
@@ -148,28 +148,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
 
 
-def _main(argv: List[str]) -> int:
+def guarded(work: Callable[[], int]) -> int:
+    """``work()``'s exit status, with the run's failures turned into one line and the
+    status every command of the project uses: bad input 2, a signal 128 + its number
+    (the line names the checkpoint and the resume command), divergence 1."""
     try:
-        if "--resume" in argv:
-            if len(argv) != 2 or argv[0] != "--resume":
-                raise HGraphInputError("--resume RUN_DIR takes no other options",
-                                       fix="the run's config.json holds its settings")
-            from hgraph.pipeline import resume
-            result = resume(argv[1], argv=["pipelines/run.py", *argv])
-            if result is not None:          # None: a rank other than 0
-                print(format_result(result))
-            return 0
-        cfg, ns = parse_config(argv)
-        if ns.print_config:
-            print(cfg.to_json())
-            return 0
-        if ns.describe:
-            from hgraph.data.datasets import describe
-            for k, v in describe(cfg.data).items():
-                print(f"{k:20s} {v}")
-            return 0
-        from hgraph.pipeline import run
-        result = run(cfg, argv=["pipelines/run.py", *argv])
+        return work()
     except HGraphInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -186,6 +170,33 @@ def _main(argv: List[str]) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)     # names the last good checkpoint
         return 1
+
+
+def _main(argv: List[str]) -> int:
+    return guarded(lambda: _work(argv))
+
+
+def _work(argv: List[str]) -> int:
+    if "--resume" in argv:
+        if len(argv) != 2 or argv[0] != "--resume":
+            raise HGraphInputError("--resume RUN_DIR takes no other options",
+                                   fix="the run's config.json holds its settings")
+        from hgraph.pipeline import resume
+        result = resume(argv[1], argv=["pipelines/run.py", *argv])
+        if result is not None:          # None: a rank other than 0
+            print(format_result(result))
+        return 0
+    cfg, ns = parse_config(argv)
+    if ns.print_config:
+        print(cfg.to_json())
+        return 0
+    if ns.describe:
+        from hgraph.data.datasets import describe
+        for k, v in describe(cfg.data).items():
+            print(f"{k:20s} {v}")
+        return 0
+    from hgraph.pipeline import run
+    result = run(cfg, argv=["pipelines/run.py", *argv])
     if result is not None:
         print(format_result(result))
     return 0
@@ -193,8 +204,8 @@ def _main(argv: List[str]) -> int:
 
 def format_result(result) -> str:
     from hgraph.results import fmt
-    keys = ["p1", "p1_seen", "p1_zero", "p5", "mrr", "hp5", "lp_roc_auc", "lp_ap", "parent_mrr", "parent_hits@10", "recon_mean_rank", "recon_map",
-            "spearman_norm_level", "inductive_mrr", "inductive_hits@10", "train_time_s",
+    keys = ["p1", "p1_seen", "p1_zero", "p5", "mrr", "hp5", "lp_roc_auc", "lp_ap", "parent_mrr",
+            "parent_hits@10", "recon_mean_rank", "recon_map", "spearman_norm_level", "inductive_mrr", "inductive_hits@10", "train_time_s",
             "embed_time_s"]
     lines = [f"run folder: {result.run_dir}",
              f"dataset: {result.dataset['num_nodes']} nodes, depth {result.dataset['depth']}, "

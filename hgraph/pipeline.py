@@ -133,25 +133,13 @@ def fit(model: Encoder, prep: Prepared, cfg: RunConfig, seed: int, device,
                      val_candidates=sp_.train_mask, train_closure=sp_.train_closure,
                      regularizer=make_regularizer(cfg, prep, seed),
                      reg_lambda=cfg.reg.reg_lambda, reg_warmup=cfg.reg.reg_warmup)
-    ckpt, ctx = R.checkpoint_path(run_dir, seed), D.current()   # rank 0 reads and writes
-    state = ctx.from_main(R.read_checkpoint, ckpt, device) if resuming else None
-    if state is not None and ctx.is_main:
-        print(f"[seed {seed}] resuming after epoch {state['epoch']}"
-              + (f" + {state['step']} steps" if "step" in state else ""), file=sys.stderr)
-    trainer = fit_model if cfg.train.trainer == "fused" else train   # hgraph.shallow_fit
-    try:
+    ctx = D.current()                                       # rank 0 reads and writes
+    ckpt, state = R.resume_state(run_dir, seed, device, resuming, ctx)
+    trainer = fit_model if cfg.train.trainer == "fused" else train   # hgraph.train.fused
+    with R.training_seed(run_dir, seed, ckpt):
         return trainer(model, data, cfg.train, device=device, seed=seed, progress=cfg.progress,
                        checkpoint=lambda e, st: ctx.on_main(R.write_checkpoint, ckpt, e, st),
                        resume=state, dist=ctx)
-    except TrainingInterrupted as e:
-        saved = f"checkpoint {ckpt}" if e.checkpointed and ckpt.exists() else \
-            "no checkpoint written"
-        raise RunInterrupted(f"interrupted ({e}, seed {seed}): {saved}; continue with: "
-                             f"python pipelines/run.py --resume {run_dir}", e.signum) from None
-    except TrainingDiverged as e:
-        raise TrainingDiverged(f"training diverged (seed {seed}): {e}; "
-                               f"{R.last_checkpoint_note(ckpt)}; {run_dir} stays "
-                               f"INCOMPLETE") from None
 
 
 def score(model: Encoder, prep: Prepared, cfg: RunConfig, device) -> tuple:

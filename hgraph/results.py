@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -258,6 +259,39 @@ def read_checkpoint(path: Path, device=None) -> Optional[Dict[str, Any]]:
     if not Path(path).exists():
         return None
     return torch.load(path, map_location=device, weights_only=False)
+
+
+def resume_state(run_dir: Path, seed: int, device, resuming: bool, ctx=None):
+    """(checkpoint path, its state or None) of ``seed`` in ``run_dir``; rank 0 reads
+    (``ctx``: a :class:`hgraph.distributed.Context`) and says where a seed resumes."""
+    ckpt = checkpoint_path(run_dir, seed)
+    if not resuming:
+        return ckpt, None
+    state = ctx.from_main(read_checkpoint, ckpt, device) if ctx is not None else \
+        read_checkpoint(ckpt, device)
+    if state is not None and (ctx is None or ctx.is_main):
+        print(f"[seed {seed}] resuming after epoch {state['epoch']}"
+              + (f" + {state['step']} steps" if "step" in state else ""), file=sys.stderr)
+    return ckpt, state
+
+
+@contextmanager
+def training_seed(run_dir: Path, seed: int, ckpt: Path):
+    """Around one seed's training: a signal becomes :class:`RunInterrupted` (one line
+    naming the checkpoint and the resume command), divergence names the last good
+    checkpoint; the folder stays INCOMPLETE either way."""
+    from hgraph.train.interrupt import RunInterrupted, TrainingDiverged, TrainingInterrupted
+    try:
+        yield
+    except TrainingInterrupted as e:
+        saved = f"checkpoint {ckpt}" if e.checkpointed and ckpt.exists() else \
+            "no checkpoint written"
+        raise RunInterrupted(f"interrupted ({e}, seed {seed}): {saved}; continue with: "
+                             f"python pipelines/run.py --resume {run_dir}", e.signum) from None
+    except TrainingDiverged as e:
+        raise TrainingDiverged(f"training diverged (seed {seed}): {e}; "
+                               f"{last_checkpoint_note(ckpt)}; {run_dir} stays "
+                               f"INCOMPLETE") from None
 
 
 def last_checkpoint_note(path: Path) -> str:

@@ -218,76 +218,64 @@ def report(folder: Path) -> int:
 
 
 def main(argv=None) -> int:
+    from hgraph.cli import guarded
     args = build_parser().parse_args(argv)
+    return guarded(lambda: _work(args, argv))
+
+
+def _work(args, argv) -> int:
     argv_run = ["pipelines/items.py", *(sys.argv[1:] if argv is None else argv)]
-    try:
-        if args.report is not None:
-            return report(args.report)
-        if args.config is None:
-            cfg = config_from_dict(_flags(args), "<command line>")
-            d = run_named(cfg, argv_run, reuse=args.resume) if cfg.name is not None else \
-                run_named_fresh(cfg, argv_run)
-            from hgraph.tasks.items_report import table
-            print(table({cfg.model.encoder: str(d)}))
-            print(f"run folder: {d}")
-            return 0
-        doc = _load_yaml(args.config)
-        src = str(args.config)
-        common = {**(doc.get("common") or {}), **_flags(args)}
-        runs = doc.get("runs") or {}
-        if not runs:
-            raise HGraphInputError("the config names no runs", file=src,
-                                   fix="add runs: {name: {encoder: ...}}")
-        names = list(runs) if not args.only else args.only.split(",")
-        for name in names:      # every run's settings checked before anything runs
-            if name not in runs:
-                raise HGraphInputError(f"no run named {name!r}", file=src)
-            check(config_from_dict({**common, **_settings(runs[name]), "name": name}, src))
-        chosen, trial_dirs = tune(doc, common, src, argv_run, only=names) if args.tune \
-            else ({}, {})
-        if chosen:
-            out = Path(common.get("out", "results/items")) / "tuned.json"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            # merged with what other --only invocations chose
-            old = json.loads(out.read_text()) if out.exists() else {}
-            out.write_text(json.dumps({**old, **chosen}, indent=1, sort_keys=True))
-        dirs = {}
-        t0 = time.perf_counter()
-        for name in names:
-            if name not in runs:
-                raise HGraphInputError(f"no run named {name!r}", file=src)
-            # `tuned_as: R`: the settings chosen for run R (e.g. the Euclidean twin of a
-            # tuned run gets its twin's rate, so only the manifold differs)
-            pick = chosen.get((runs[name] or {}).get("tuned_as", name), {})
-            cfg = config_from_dict({**common, **_settings(runs[name]), **pick, "name": name},
-                                   src)
-            dirs[name] = str(run_named(cfg, argv_run, reuse=args.resume))
-        from hgraph.tasks.items_report import paired, paired_markdown, table
-        print(f"\n{cfg.data.dataset}: "
-              f"{time.perf_counter() - t0:.0f} s\n")
-        print(table(dirs))
-        cmp_ = doc.get("compare")
-        if cmp_ and all(c in dirs for c in cmp_):
-            print()
-            print(paired_markdown(paired(dirs[cmp_[0]], dirs[cmp_[1]]), *cmp_))
-        print("\nrun folders: " + ", ".join(dirs.values()))
+    if args.report is not None:
+        return report(args.report)
+    if args.config is None:
+        cfg = config_from_dict(_flags(args), "<command line>")
+        d = run_named(cfg, argv_run, reuse=args.resume) if cfg.name is not None else \
+            run_named_fresh(cfg, argv_run)
+        from hgraph.tasks.items_report import table
+        print(table({cfg.model.encoder: str(d)}))
+        print(f"run folder: {d}")
         return 0
-    except HGraphInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        from hgraph.train import RunInterrupted
-        if isinstance(e, RunInterrupted):       # checkpoint written: say how to resume
-            print(e, file=sys.stderr)
-            return e.exit_status
-        print("interrupted", file=sys.stderr)
-        return 130
-    except RuntimeError as e:
-        from hgraph.train import TrainingDiverged
-        if not isinstance(e, TrainingDiverged):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    doc = _load_yaml(args.config)
+    src = str(args.config)
+    common = {**(doc.get("common") or {}), **_flags(args)}
+    runs = doc.get("runs") or {}
+    if not runs:
+        raise HGraphInputError("the config names no runs", file=src,
+                               fix="add runs: {name: {encoder: ...}}")
+    names = list(runs) if not args.only else args.only.split(",")
+    for name in names:      # every run's settings checked before anything runs
+        if name not in runs:
+            raise HGraphInputError(f"no run named {name!r}", file=src)
+        check(config_from_dict({**common, **_settings(runs[name]), "name": name}, src))
+    chosen, trial_dirs = tune(doc, common, src, argv_run, only=names) if args.tune \
+        else ({}, {})
+    if chosen:
+        out = Path(common.get("out", "results/items")) / "tuned.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # merged with what other --only invocations chose
+        old = json.loads(out.read_text()) if out.exists() else {}
+        out.write_text(json.dumps({**old, **chosen}, indent=1, sort_keys=True))
+    dirs = {}
+    t0 = time.perf_counter()
+    for name in names:
+        if name not in runs:
+            raise HGraphInputError(f"no run named {name!r}", file=src)
+        # `tuned_as: R`: the settings chosen for run R (e.g. the Euclidean twin of a
+        # tuned run gets its twin's rate, so only the manifold differs)
+        pick = chosen.get((runs[name] or {}).get("tuned_as", name), {})
+        cfg = config_from_dict({**common, **_settings(runs[name]), **pick, "name": name},
+                               src)
+        dirs[name] = str(run_named(cfg, argv_run, reuse=args.resume))
+    from hgraph.tasks.items_report import paired, paired_markdown, table
+    print(f"\n{cfg.data.dataset}: "
+          f"{time.perf_counter() - t0:.0f} s\n")
+    print(table(dirs))
+    cmp_ = doc.get("compare")
+    if cmp_ and all(c in dirs for c in cmp_):
+        print()
+        print(paired_markdown(paired(dirs[cmp_[0]], dirs[cmp_[1]]), *cmp_))
+    print("\nrun folders: " + ", ".join(dirs.values()))
+    return 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ from hgraph.tasks.item_eval import placement_cost, score_items, summarize
 from hgraph.tasks.item_export import export_model
 from hgraph.tasks.item_fit import build, train_items
 from hgraph.tasks.item_models import ITEM_ENCODERS
-from hgraph.train.interrupt import RunInterrupted, TrainingDiverged, TrainingInterrupted
 from hgraph.train.setup import resolve_device
 
 
@@ -147,25 +146,12 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
                   f"nodes, {len(data.cand)} candidates, {len(data.item_texts)} items",
                   file=sys.stderr)
         torch.manual_seed(seed)
-        ckpt = R.checkpoint_path(run_dir, seed)
-        state = R.read_checkpoint(ckpt, device) if resume_dir is not None else None
-        if state is not None:
-            print(f"[seed {seed}] resuming after epoch {state['epoch']}"
-                  + (f" + {state['step']} steps" if "step" in state else ""), file=sys.stderr)
-        try:
+        ckpt, state = R.resume_state(run_dir, seed, device, resume_dir is not None)
+        with R.training_seed(run_dir, seed, ckpt):
             # inference cost: timed on the first seed only (it does not depend on the split)
             m, extra = run_seed(cfg, data, seed, measure_cost=seed == cfg.seeds[0],
                                 checkpoint=lambda e, st: R.write_checkpoint(ckpt, e, st),
                                 resume=state)
-        except TrainingInterrupted as e:
-            saved = f"checkpoint {ckpt}" if e.checkpointed and ckpt.exists() else \
-                "no checkpoint written"
-            raise RunInterrupted(f"interrupted ({e}, seed {seed}): {saved}; continue with: "
-                                 f"python pipelines/run.py --resume {run_dir}", e.signum) from None
-        except TrainingDiverged as e:
-            raise TrainingDiverged(f"training diverged (seed {seed}): {e}; "
-                                   f"{R.last_checkpoint_note(ckpt)}; {run_dir} stays "
-                                   f"INCOMPLETE") from None
         per_seed.append(m)
         histories.append(extra["history"])
         np.savez_compressed(run_dir / f"per_item_seed{seed}.npz", **extra["arrays"])
