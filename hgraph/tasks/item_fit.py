@@ -4,6 +4,7 @@
 loop, :func:`hgraph.train.loop.train`, over :class:`ItemBatches`)."""
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Dict, Optional
 
 import torch
@@ -15,6 +16,9 @@ from hgraph.tasks.item_batches import ItemBatches
 from hgraph.tasks.item_data import ItemData
 from hgraph.tasks.item_models import ITEM_MODELS, SCORERS, TextHead
 from hgraph.train.loop import train
+
+#: fewer validation items than this: a warning that the choice of epoch is noisy
+MIN_VAL_ITEMS = 50
 
 
 def build(cfg: RunConfig, data: ItemData, sp: ItemSplits, seed: int):
@@ -46,8 +50,19 @@ def train_items(model, data: ItemData, sp: ItemSplits, cfg: RunConfig, seed: int
     (the untrained model scored as epoch 0).  -> train_time_s, best_epoch,
     epochs_run, best_val_p1, history (and stop_reason when it stopped early)."""
     batches = ItemBatches(model, data, sp, cfg, seed)
+    n_val = len(batches.val_items)
+    if n_val == 0:
+        print("warning: no validation items (val_frac 0 or too few items): the last epoch's "
+              "model is kept", file=sys.stderr)
+    elif n_val < MIN_VAL_ITEMS:
+        print(f"warning: {n_val} validation items: too few for a reliable choice of epoch "
+              f"(want >= {MIN_VAL_ITEMS}; raise val_frac)", file=sys.stderr)
     res = train(model, batches, cfg.train, device=data.x_items.device, seed=seed,
                 progress=cfg.progress, checkpoint=checkpoint, resume=resume)
+    if n_val and res.best_epoch == 0 and res.epochs_run > 0:
+        print(f"warning: seed {seed}: no trained epoch reached the untrained model's "
+              f"validation P@1 ({res.best_val:.4f} on {n_val} items): the untrained model "
+              f"(epoch 0) is kept", file=sys.stderr)
     return {"train_time_s": res.train_time_s, "best_epoch": res.best_epoch,
             "epochs_run": res.epochs_run, "best_val_p1": res.best_val, "history": res.history,
             "bad_steps": res.bad_steps, "stop_reason": res.stop_reason}

@@ -200,6 +200,14 @@ class ItemModel(nn.Module):
         (k,) the new ones -> (k, D)."""
         return self.tower(x_all[nodes])
 
+    def export_state(self, data) -> dict:
+        """What placing new text needs of this model (see :mod:`hgraph.tasks.item_export`)."""
+        return {"kind": "tower", "tower": self.tower.state_dict(),
+                "adapter": None if self.adapter is None else self.adapter.state_dict(),
+                "text_head": None if self.text_head is None else self.text_head.state_dict(),
+                "scale": float(self.log_scale.detach().exp()),
+                "cat_points": embed_categories(self, data.cand).cpu()}
+
     def sparse_parameters(self):
         """None: every parameter is dense (the loop's sparse-table hook)."""
         return []
@@ -432,6 +440,10 @@ class CosineScorer(Scorer):
     def scores(self, x: Tensor) -> Tensor:
         return nn.functional.normalize(x, dim=-1) @ self.x_nodes.T
 
+    def export_state(self, data) -> dict:
+        return {"kind": "cosine",
+                "cat_points": self.x_nodes[torch.as_tensor(data.cand)].cpu()}
+
 
 class KnnScorer(Scorer):
     """``knn``: a category's score is the best cosine of the item to one of
@@ -446,6 +458,10 @@ class KnnScorer(Scorer):
                          device=sim.device)
         idx = self.train_cat.to(sim.device).expand(x.shape[0], -1)
         return out.scatter_reduce(1, idx, sim, reduce="amax", include_self=True)
+
+    def export_state(self, data) -> dict:
+        return {"kind": "knn", "x_train": self.x_train.cpu(), "train_cat": self.train_cat.cpu(),
+                "cat_points": None}
 
 
 #: name -> untrained baseline

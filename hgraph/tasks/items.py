@@ -33,6 +33,7 @@ from hgraph.config import RunConfig, from_dict, nest_item_settings
 from hgraph.data.item_splits import make_item_splits
 from hgraph.errors import HGraphInputError
 from hgraph.eval.items import item_metrics
+from hgraph.tasks import item_confidence as C
 from hgraph.tasks import item_stages as S
 from hgraph.tasks.item_data import ItemData, load_item_data
 from hgraph.tasks.item_eval import placement_cost, score_items, summarize
@@ -96,6 +97,10 @@ def run_seed(cfg: RunConfig, data: ItemData, seed: int, measure_cost: bool = Tru
             if len(sp.items_of("val")) else float("nan")
     arrays = {"items": test, "slice": slices.astype(str), "top1": top[:, 0], "rank": rank,
               **per_item}
+    # the placement's confidence: a temperature fitted on validation, its error on test
+    m_conf, a_conf = C.calibrate(model, data, sp.items_of("val"), test)
+    metrics.update(m_conf)
+    arrays.update(a_conf)
     twin = None
     if cfg.items.calibrate and model.trainable:
         twin = S.twin(cfg, data, sp, seed)
@@ -155,8 +160,14 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
         per_seed.append(m)
         histories.append(extra["history"])
         np.savez_compressed(run_dir / f"per_item_seed{seed}.npz", **extra["arrays"])
-        if extra["model"].trainable:
-            export_model(extra["model"], data, cfg, run_dir / f"model_seed{seed}.pt")
+        export_model(extra["model"], data, cfg, run_dir / f"model_seed{seed}.pt",
+                     temperature=m["conf_temperature"])
+        if cfg.plots:
+            a = extra["arrays"]
+            C.plot_reliability(run_dir / f"reliability_seed{seed}.png",
+                               [("T fitted on validation", a["conf"], a["conf_correct"]),
+                                ("T = 1", a["conf_t1"], a["conf_correct"])],
+                               f"{cfg.model.encoder}, seed {seed}: test items")
         if cfg.progress:
             print(f"[{cfg.model.encoder} seed {seed}] P@1 {m['p1']:.4f} (head {m['p1_head']:.4f}, "
                   f"tail {m['p1_tail']:.4f}, zero {m['p1_zero']:.4f}) P@5 {m['p5']:.4f} "

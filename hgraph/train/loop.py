@@ -174,9 +174,12 @@ def _train(model, data: Batches, cfg, *, device, seed, progress, on_epoch, check
         raise TrainingInterrupted(stop.signum, epochs_done, where.get("step", 0), written)
 
     def keep(score: Optional[float], epoch_done: int) -> None:
-        """Model selection: the first best validation score wins (NaN-safe)."""
+        """Model selection: the first best validation score wins (NaN-safe), except
+        over the untrained start (epoch 0), which any trained epoch as good replaces."""
         nonlocal best_state, best_extra
-        if score is not None and not (score <= res.best_val):
+        # a trained epoch that ties the untrained start (saturated validation) replaces it
+        if score is not None and (not (score <= res.best_val)
+                                  or (res.best_epoch == 0 and score == res.best_val)):
             res.best_val, res.best_epoch = score, epoch_done
             best_state = copy.deepcopy(model.state_dict())
             best_extra = data.snapshot(model)
