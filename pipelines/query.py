@@ -1,11 +1,10 @@
 #!/usr/bin/env python
-"""Nearest categories of one node in a saved run, by hyperbolic distance.
-
-Reads the files that hgraph.export.save_embeddings wrote into a run directory
-(embeddings.npy, embeddings.csv, embedding_meta.json) and prints the k nearest
-nodes with their distances and levels.
+"""Query a saved run: place texts into an item run's taxonomy (hgraph.Placer), or list
+the categories nearest to a node of a node run by hyperbolic distance.
 
 Examples:
+    python pipelines/query.py --run results/items/headline/ramen --text "nasal speech" -k 3
+    python pipelines/query.py --run my_placer --text-file phrases.txt --json --min-confidence 0.3
     python pipelines/query.py --run results/curvlearn_shallow --node 0-45 -k 10
     python pipelines/query.py --run results/wordnet --node mammal.n.01 --tsv
 
@@ -41,17 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "embedded by the run's trained encoder (features only, no graph) and its "
                         "nearest categories are printed")
     q.add_argument("--text", action="append", metavar="TEXT",
-                   help="an item run (pipelines/items.py): place this text (repeatable); "
-                        "prints the top-k categories with distances and paths")
+                   help="an item run or a saved placer (hgraph.Placer.save): place this text "
+                        "(repeatable); prints the top-k categories: key, confidence, score "
+                        "(minus the distance), path of names from the root")
     q.add_argument("--text-file", type=Path, metavar="FILE",
                    help="an item run: place every non-blank line of FILE")
     p.add_argument("--seed", type=int, default=None,
                    help="item run: the seed's model (default: the first saved)")
     p.add_argument("-k", type=int, default=10, help="number of neighbours (default: 10)")
+    p.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+                   help="--text: 'none fits' when the top category's confidence (calibrated on "
+                        "validation) is below P (default: 0, always place)")
+    p.add_argument("--json", action="store_true",
+                   help="--text: print JSON (per text: placements with key, name, path, score, "
+                        "confidence; none_fits)")
     p.add_argument("--no-faiss", action="store_true",
                    help="search with torch only (default: faiss when installed)")
     p.add_argument("--tsv", action="store_true",
-                   help="print tab-separated rank, name, distance, level with a header line")
+                   help="print tab-separated rows with a header line (--node: rank, name, "
+                        "distance, level; --text: text, rank, key, name, score, confidence, path)")
     return p
 
 
@@ -111,48 +118,51 @@ def _query_features(args, emb) -> int:
 
 
 def _query_text(args) -> int:
-    import torch
-    from hgraph import manifolds as M
+    """Place texts with the run's (or saved placer's) model: a thin wrapper on hgraph.Placer."""
+    import json
     from hgraph.errors import HGraphInputError
-    from hgraph.tasks.item_data import item_input_from_texts
-    from hgraph.tasks.item_export import load_exported
-    saved = sorted(args.run.glob("model_seed*.pt"))
-    if args.seed is not None:
-        saved = [args.run / f"model_seed{args.seed}.pt"]
-    if not saved or not saved[0].exists():
-        raise HGraphInputError("no model_seed*.pt of an item run here", file=str(args.run),
-                               fix="run pipelines/items.py with a trained encoder first")
-    tower, d = load_exported(saved[0])
+    from hgraph.placer import Placer
+    placer = Placer.load(args.run, seed=args.seed)
     if args.text_file is not None:
         if not args.text_file.exists():
             raise HGraphInputError("file not found", file=str(args.text_file))
         texts = [t.strip() for t in args.text_file.read_text(encoding="utf-8").splitlines()
                  if t.strip()]
+        if not texts:
+            raise HGraphInputError("no text to place (every line is blank)",
+                                   file=str(args.text_file))
     else:
         texts = list(args.text)
-    if not texts:
-        raise HGraphInputError("no text to place", file=str(args.text_file or "--text"))
-    x = item_input_from_texts(texts, d["config"]["text_encoder"],
-                              d["config"].get("item_text_layers", 0), dtype=d["cat_points"].dtype)
-    with torch.no_grad():
-        dist = M.pairwise_dist(tower.manifold, tower(x), d["cat_points"])
-    k = min(args.k, dist.shape[1])
-    top = torch.topk(-dist, k, dim=1)
-    names, parent, cand = d["names"], d["parent"], d["cand"]
-
-    def path(i: int) -> str:
-        chain, seen = [], set()
-        while i >= 0 and i not in seen:
-            seen.add(i)
-            chain.append(names[i])
-            i = int(parent[i])
-        return " > ".join(reversed(chain))
-    for t, vals, idx in zip(texts, -top.values, top.indices):
+    hits = placer.place(texts, k=args.k, min_confidence=args.min_confidence)
+    if args.json:
+        print(json.dumps([{"text": t, "none_fits": not h,
+                           "placements": [{"key": p.key, "name": p.name, "path": p.path,
+                                           "score": p.score, "confidence": p.confidence}
+                                          for p in h]} for t, h in zip(texts, hits)],
+                         indent=1, ensure_ascii=False))
+        return 0
+    if args.tsv:
+        print("text\trank\tkey\tname\tscore\tconfidence\tpath")
+        for t, h in zip(texts, hits):
+            if not h:
+                print(f"{t}\t\t\tnone fits\t\t\t")
+            for r, p in enumerate(h, 1):
+                print(f"{t}\t{r}\t{p.key}\t{p.name}\t{p.score:.6g}\t{p.confidence:.4f}\t"
+                      f"{' > '.join(p.path)}")
+        return 0
+    for t, h in zip(texts, hits):
         print(f"# {t}")
-        for r, (v, j) in enumerate(zip(vals.tolist(), idx.tolist()), 1):
-            c = int(cand[j])
-            print(f"{r:3d}  {d['keys'][c]:<14} {v:8.4f}  {path(c)}")
+        if not h:
+            print(f"  none fits (top confidence below {args.min_confidence:g})")
+        for r, p in enumerate(h, 1):
+            print(f"{r:3d}  {p.key:<14} {p.confidence:5.1%}  {p.score:8.4f}  "
+                  f"{' > '.join(p.path)}")
     return 0
+
+
+def _is_item_folder(run: Path) -> bool:
+    return (run / "placer.pt").exists() or any(run.glob("model_seed*.pt")) or \
+        (run / "config.json").exists() and '"items"' in (run / "config.json").read_text()
 
 
 def main(argv=None) -> int:
@@ -166,6 +176,10 @@ def main(argv=None) -> int:
     try:
         if args.text is not None or args.text_file is not None:
             return _query_text(args)
+        if _is_item_folder(args.run):
+            raise HGraphInputError("an item run (categories are placed from text): --node and "
+                                   "--features need a node run", file=str(args.run),
+                                   fix='query.py --run DIR --text "some text"')
         emb = load_embeddings(args.run)
         if args.features is not None:
             return _query_features(args, emb)
