@@ -164,7 +164,8 @@ def tune(doc: dict, common: dict, src: str, argv, only=None) -> Tuple[dict, dict
                                     "out": str(Path(base.get("out", "results")) / "tune")}, src)
             d = run_named(cfg, [*argv, f"# trial {name}_{j}"], reuse=True)
             res = json.loads((d / "metrics.json").read_text())
-            v = res["mean_std"]["best_val_p1"]["mean"]
+            v = res["mean_std"].get("best_val_p1", {}).get("mean")
+            v = float("nan") if v is None else v    # no validation items: null in metrics.json
             print(f"[tune] {name} trial {j} {t}: val P@1 {v:.4f}", file=sys.stderr)
             if best is None or v > best[0]:
                 best = (v, t, d)
@@ -193,6 +194,12 @@ def report(folder: Path) -> int:
             found[f"{n} reranked"] = d + RR
     names = [n for n in order if n in found] + [n for n in found if n not in order]
     print(table({n: found[n] for n in names}))
+    from hgraph.tasks.items_report import plot_comparison
+    shown = [n for n in names if " " not in n]
+    if len(shown) > 5:          # the headline's three; the table holds the rest
+        shown = [n for n in ("features", "ramen", "hgcn") if n in found] or shown[:5]
+    plot_comparison({n: found[n] for n in shown}, folder / "comparison.png", str(folder))
+    print(f"\npicture: {folder / 'comparison.png'}")
     # paired intervals on the seeds both runs have: graph as input vs regulariser, the
     # regulariser's own effect (λ = 0.1 vs 0), the geometry (Poincaré vs Euclidean)
     for a, b in (("hgcn", "ramen"), ("ramen", "twotower"), ("ramen", "ramen_euclidean"),
@@ -274,7 +281,11 @@ def _work(args, argv) -> int:
     if cmp_ and all(c in dirs for c in cmp_):
         print()
         print(paired_markdown(paired(dirs[cmp_[0]], dirs[cmp_[1]]), *cmp_))
-    print("\nrun folders: " + ", ".join(dirs.values()))
+    from hgraph.tasks.items_report import plot_comparison
+    pic = Path(cfg.out) / "comparison.png"
+    plot_comparison(dirs, pic, f"{cfg.data.dataset}"
+                    + (f" below {cfg.items.subtree}" if cfg.items.subtree else ""))
+    print(f"\nrun folders: {', '.join(dirs.values())}\npicture: {pic}")
     return 0
 
 

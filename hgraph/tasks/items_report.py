@@ -15,6 +15,7 @@ from hgraph.results import aggregate, fmt
 COLUMNS = (("P@1", "p1", 3), ("P@5", "p5", 3), ("MRR", "mrr", 3), ("hP@5", "hp5", 3),
            ("top-1 hops", "tree_dist", 2), ("P@1 seen", "p1_seen", 3), ("P@1 head", "p1_head", 3),
            ("P@1 tail", "p1_tail", 3), ("P@1 zero-shot", "p1_zero", 3),
+           ("ECE", "ece", 3), ("best epoch", "best_epoch", 1),
            ("MRR zero-shot", "mrr_zero", 3), ("γ", "gamma", 3), ("val P@1", "best_val_p1", 3),
            ("train s", "train_time_s", 0), ("items/s", "items_per_s", 0),
            ("items/s with text", "items_per_s_with_text", 0),
@@ -83,8 +84,64 @@ def table(run_dirs: Dict[str, str], columns=COLUMNS) -> str:
                 cells.append("–")
             else:
                 cells.append(fmt(a["mean"], a["std"] if n > 1 else None, digits))
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+        # a kept untrained model (best epoch 0 on every seed) is marked, not hidden
+        untrained = agg.get("best_epoch", {}).get("mean") == 0 and \
+            agg.get("epochs_run", {}).get("mean", 0) > 0
+        lines.append(f"| {name}{' (epoch 0 kept)' if untrained else ''} | {n} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def slice_intervals(run_dir, metric: str = "p1", slices: Sequence[str] = ("all", "seen", "zero"),
+                    n_boot: int = 2000, seed: int = 0) -> Dict[str, Tuple[float, float, float]]:
+    """Per slice: (mean, 2.5% and 97.5% bootstrap quantiles) of ``metric`` over the
+    run's test items, every seed's items pooled."""
+    run_dir, prefix = _view(run_dir)
+    A = [np.load(f) for f in sorted(Path(run_dir).glob("per_item_seed*.npz"))]
+    rng = np.random.default_rng(seed)
+    out = {}
+    for s in slices:
+        x = np.concatenate([a[prefix + metric][slice_mask(a["slice"], s)] for a in A]) \
+            if A else np.zeros(0)
+        x = x[np.isfinite(x)]
+        if not len(x):
+            continue
+        boot = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+        out[s] = (float(x.mean()), float(np.quantile(boot, 0.025)),
+                  float(np.quantile(boot, 0.975)))
+    return out
+
+
+def plot_comparison(run_dirs: Dict[str, str], path, title: str = "") -> None:
+    """Grouped bars: P@1 of each run per slice (all / seen / zero-shot categories) with
+    95% bootstrap intervals over test items (:func:`slice_intervals`)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    slices = ("all", "seen", "zero")
+    labels = {"all": "all test items", "seen": "seen categories", "zero": "zero-shot categories"}
+    names = list(run_dirs)
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for j, name in enumerate(names):
+        iv = slice_intervals(run_dirs[name], "p1", slices)
+        xs = [i + (j - (len(names) - 1) / 2) * width for i in range(len(slices))]
+        mean = [iv.get(s, (np.nan,) * 3)[0] for s in slices]
+        err = [[m - iv.get(s, (np.nan,) * 3)[1] for s, m in zip(slices, mean)],
+               [iv.get(s, (np.nan,) * 3)[2] - m for s, m in zip(slices, mean)]]
+        ax.bar(xs, mean, width, yerr=err, capsize=3, label=name)
+        for x, m, up in zip(xs, mean, err[1]):
+            if np.isfinite(m):
+                ax.text(x, m + up + 0.015, f"{m:.3f}", ha="center", fontsize=7)
+    ax.set_xticks(range(len(slices)))
+    ax.set_xticklabels([labels[s] for s in slices])
+    ax.set_ylabel("P@1 (95% bootstrap interval)")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def paired(run_a: str, run_b: str, metrics: Sequence[str] = ("p1", "mrr"),
@@ -122,4 +179,5 @@ def paired_markdown(rows: List[Dict], a: str, b: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CAL", "RR", "VIEWS", "COLUMNS", "load_run", "table", "paired", "paired_markdown"]
+__all__ = ["CAL", "RR", "VIEWS", "COLUMNS", "load_run", "table", "paired", "paired_markdown",
+           "slice_intervals", "plot_comparison"]
