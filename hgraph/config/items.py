@@ -29,6 +29,12 @@ ITEM_PRESET: Dict[str, Any] = {
     "reg": {"reg_warmup": 0},
 }
 
+#: per item encoder, over the item preset: ramen uses the graph as its regulariser.  λ chosen
+#: on validation P@1 (configs/items_lambda.yaml: HPO nervous system, seed 0, 470 validation
+#: items): λ 0 / 0.03 / 0.1 / 0.3 / 1.0 gave 0.706 / 0.715 / 0.711 / 0.715 / 0.719 (a spread
+#: of 6 items; results/items/lambda)
+ITEM_ENCODER_PRESETS: Dict[str, Dict[str, Any]] = {"ramen": {"reg": {"reg_lambda": 1.0}}}
+
 #: flat item setting -> (section, field); run-level fields map to (None, field)
 _SHARED = {"dataset": ("data", "dataset"), "text_encoder": ("data", "text_encoder"),
            "val_frac": ("data", "val_frac"), "test_frac": ("data", "test_frac"),
@@ -101,5 +107,5 @@ def validate_items(cfg: RunConfig, bad) -> None:
         bad("the item task trains with the loop", fix="drop --trainer fused")
 
 
-__all__ = ["ITEM_PRESET", "ITEM_KEYS", "nest_item_settings", "flat_item_settings",
+__all__ = ["ITEM_PRESET", "ITEM_ENCODER_PRESETS", "ITEM_KEYS", "nest_item_settings", "flat_item_settings",
            "validate_items"]
