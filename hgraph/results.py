@@ -38,18 +38,34 @@ INCOMPLETE = "INCOMPLETE"
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, sort_keys=True, indent=2, default=_json_default) + "\n")
+    """``obj`` as strict JSON (sorted keys, indent 2), written atomically: NaN and
+    +-inf, Python or numpy floats at any depth of dicts, lists, tuples and arrays,
+    are written as ``null`` (a metric that does not apply), never as bare ``NaN``."""
+    atomic_write_text(path, json.dumps(_json_default(obj), sort_keys=True, indent=2,
+                                       default=_json_default, allow_nan=False) + "\n")
 
 
 def _json_default(o):
+    """``o`` in plain JSON values: numpy scalars and arrays as Python numbers and
+    lists, paths as strings, a NaN or infinite float as None, dicts, lists and
+    tuples element by element; a type JSON cannot hold raises TypeError.  Also
+    ``json.dumps``' ``default``."""
+    if isinstance(o, dict):
+        return {k: _json_default(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_default(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _json_default(o.tolist())
+    if isinstance(o, (bool, np.bool_)):
+        return bool(o)
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
     if isinstance(o, (np.integer,)):
         return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
     if isinstance(o, Path):
         return str(o)
+    if o is None or isinstance(o, (str, int)):
+        return o
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 

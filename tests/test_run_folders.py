@@ -104,3 +104,67 @@ def test_unreadable_run_folder_config_is_one_line_error(tmp_path):
         read_run_config(tmp_path)
     with pytest.raises(HGraphInputError, match="no config.json"):
         read_run_config(tmp_path / "missing")
+
+
+def test_json_files_hold_null_for_nan_and_inf_at_any_depth(tmp_path):
+    """metrics.json is strict JSON: NaN / inf (Python or numpy floats, in nested dicts,
+    lists, tuples and arrays) are written as null, and the readers take null where NaN was."""
+    import numpy as np
+    from hgraph.results import aggregate, atomic_write_json, fmt
+    obj = {"mean_std": {"p1_zero": {"mean": float("nan"), "std": np.float64("nan"), "n": 2},
+                        "p1": {"mean": np.float32(0.5), "std": 0.0, "n": np.int64(2)}},
+           "per_seed": [{"seed": 0, "p1_zero": float("nan"), "ece": float("inf")},
+                        {"seed": 1, "p1_zero": 0.25, "ece": -np.inf, "ok": np.bool_(True)}],
+           "arrays": np.array([1.0, np.nan, np.inf]), "pair": (np.float16("nan"), 1),
+           "path": tmp_path}
+    atomic_write_json(tmp_path / "metrics.json", obj)
+    text = (tmp_path / "metrics.json").read_text()
+
+    def strict(c):
+        raise ValueError(f"bare {c} in the file")
+    m = json.loads(text, parse_constant=strict)
+    assert m["mean_std"]["p1_zero"] == {"mean": None, "std": None, "n": 2}
+    assert m["mean_std"]["p1"] == {"mean": 0.5, "std": 0.0, "n": 2}
+    assert m["per_seed"][0] == {"seed": 0, "p1_zero": None, "ece": None}
+    assert m["per_seed"][1]["ece"] is None and m["per_seed"][1]["ok"] is True
+    assert m["arrays"] == [1.0, None, None] and m["pair"] == [None, 1]
+    assert m["path"] == str(tmp_path)
+    # readers: a seed's null is left out of the mean; a null mean prints as a dash
+    agg = aggregate(m["per_seed"])
+    assert agg["p1_zero"] == {"mean": 0.25, "std": 0.0, "n": 1} and "ece" not in agg
+    assert fmt(m["mean_std"]["p1_zero"]["mean"], m["mean_std"]["p1_zero"]["std"]) == "–"
+    with pytest.raises(TypeError):
+        atomic_write_json(tmp_path / "bad.json", {"x": object()})
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_report_commands_read_null_metrics(tmp_path, capsys):
+    """An item run folder whose metrics.json has null (not NaN) means: the item table and
+    compare.py print a dash for them."""
+    import importlib.util
+    from hgraph.results import atomic_write_json
+    from hgraph.tasks.items import item_config
+    from hgraph.tasks.items_report import table
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = item_config(dataset="csv:x.csv", seeds=[0, 1])
+    (run / "config.json").write_text(cfg.to_json() + "\n")
+    (run / "command.txt").write_text("python pipelines/run.py --task items\n")
+    nan = float("nan")
+    atomic_write_json(run / "metrics.json", {
+        "mean_std": {"p1": {"mean": 0.5, "std": 0.1, "n": 2},
+                     "p1_zero": {"mean": nan, "std": nan, "n": 2},
+                     "p1_seen": {"mean": 0.5, "std": nan, "n": 2},
+                     "best_epoch": {"mean": 1.0, "std": 0.0, "n": 2},
+                     "epochs_run": {"mean": 2.0, "std": 0.0, "n": 2}},
+        "per_seed": [{"seed": 0, "p1": 0.4, "p1_zero": nan}, {"seed": 1, "p1": 0.6, "p1_zero": nan}],
+        "run": {"seeds": [0, 1], "command": "x"}})
+    row = table({"r": str(run)}).splitlines()[2]
+    assert row.startswith("| r | 2 | 0.500 ± 0.100 |") and "| – |" in row
+    spec = importlib.util.spec_from_file_location("compare", ROOT / "pipelines" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    assert compare.main([str(run), "--out", str(tmp_path / "t"), "--metrics", "p1", "p1_zero",
+                         "p1_seen"]) == 0
+    md = (tmp_path / "t.md").read_text()
+    assert "| 0.500 ± 0.100 | – | 0.500 |" in md

@@ -288,27 +288,84 @@ def write_items(path: PathLike, items: Items, tax: Taxonomy) -> None:
             f.write(body)
 
 
-def read_node_texts(path: PathLike, tax: Taxonomy) -> List[str]:
+def read_node_texts(path: PathLike, tax: Taxonomy,
+                    needed: Optional[Iterable[int]] = None) -> List[str]:
     """The text of every node from a CSV ``id,text`` (``id``: a node's key or
-    name; e.g. ``data/samples/*_text.csv``).  Nodes the file does not name
-    keep their name as text; an id that is no node is an error (file, line)."""
+    name, a key match first; e.g. ``data/samples/*_text.csv``), checked as
+    strictly as :func:`read_items`.
+
+    Returns (N,) texts in node-id order.  ``needed``: the node ids that must
+    have a text (default: every node but a virtual root, which keeps its
+    name); a node outside it that the file does not name keeps its name.
+    Raises :class:`HGraphInputError` naming the file and the 1-based line for:
+    an empty file, a header other than ``id,text``, a row with other than two
+    fields (an unquoted comma in the text), an empty id or text, an id that is
+    no node of ``tax``, a node given twice (also via its key and its name);
+    naming the file, how many and the first few, for needed nodes without a
+    text.
+    """
     text, src = _read_text(path)  # empty files, BOM, CRLF, .gz
-    rows = list(_rows(text, _delimiter(src, _first_line(text)[1]), src))
-    head = [f.strip().lower() for f in rows[0][1]]
-    if head[:2] != ["id", "text"]:
-        raise HGraphInputError(f"header must be 'id,text', got {','.join(rows[0][1])!r}",
-                               file=src, line=rows[0][0])
-    keys = tax.keys if tax.keys is not None else tax.names
-    where = {str(k): i for i, k in enumerate(keys)}
-    for i, n in enumerate(tax.names):
-        where.setdefault(str(n), i)
+    rows = _rows(text, _delimiter(src, _first_line(text)[1]), src)
+    header_line, header = next(rows)  # _read_text rejects blank files
+    if [f.strip().lower() for f in header] != ["id", "text"]:
+        raise HGraphInputError(f"header must be 'id,text', found {','.join(header)!r}",
+                               file=src, line=header_line,
+                               fix="the first line must be the header id,text")
+    lines: List[int] = []
+    ids_raw: List[str] = []
+    texts: List[str] = []
+    for ln, f in rows:
+        if len(f) != 2:
+            raise HGraphInputError(f"expected 2 fields (id,text), found {len(f)}", file=src,
+                                   line=ln, fix="quote a text that holds the delimiter "
+                                                "(\"a, b\")")
+        k, t = f[0].strip(), f[1].strip()
+        if not k:
+            raise HGraphInputError("empty id", file=src, line=ln)
+        if not t:
+            raise HGraphInputError(f"empty text for node {k!r}", file=src, line=ln,
+                                   fix="write the node's text, e.g. its name")
+        lines.append(ln)
+        ids_raw.append(k)
+        texts.append(t)
+    if not lines:
+        raise HGraphInputError("header only, no node texts", file=src, line=header_line,
+                               fix="add rows id,text")
+    ids = _node_ids(np.asarray(ids_raw, dtype=object), tax)
+    if (ids < 0).any():
+        i = int(np.flatnonzero(ids < 0)[0])
+        raise HGraphInputError(f"node {ids_raw[i]!r} is not in the taxonomy", file=src,
+                               line=lines[i],
+                               fix=f"ids must be node keys or names of {tax.source}")
+    dup = pd.Series(ids).duplicated(keep="first").to_numpy()
+    if dup.any():
+        j = int(np.flatnonzero(dup)[0])
+        i = int(np.flatnonzero(ids == ids[j])[0])
+        raise HGraphInputError(f"duplicate id {ids_raw[j]!r}: node {_label(tax, ids[j])!r} "
+                               f"already has a text on line {lines[i]}", file=src,
+                               line=lines[j], fix="give each node one row")
     out = [str(n) for n in tax.names]
-    for line, f in rows[1:]:
-        if len(f) < 2:
-            raise HGraphInputError("expected 2 fields id,text", file=src, line=line)
-        k = f[0].strip()
-        if k not in where:
-            raise HGraphInputError(f"node {k!r} is not in the taxonomy", file=src, line=line,
-                                   fix="use the node keys of the edge list")
-        out[where[k]] = f[1].strip()
+    given = np.zeros(tax.num_nodes, dtype=bool)
+    for i, t in zip(ids, texts):
+        out[i] = t
+        given[i] = True
+    if needed is None:
+        need = np.ones(tax.num_nodes, dtype=bool)
+        if tax.virtual_root:
+            need[tax.root] = False
+    else:
+        need = np.zeros(tax.num_nodes, dtype=bool)
+        need[np.asarray(list(needed), dtype=np.int64)] = True
+    missing = np.flatnonzero(need & ~given)
+    if len(missing):
+        first = ", ".join(repr(_label(tax, u)) for u in missing[:5])
+        more = ", ..." if len(missing) > 5 else ""
+        raise HGraphInputError(
+            f"{len(missing)} of {int(need.sum())} nodes have no text: {first}{more}",
+            file=src, fix="add a row id,text for each of them")
     return out
+
+
+def _label(tax: Taxonomy, u: int) -> str:
+    """Node ``u``'s key (its name when the taxonomy has no keys)."""
+    return str(tax.keys[u] if tax.keys is not None else tax.names[u])

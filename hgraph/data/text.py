@@ -7,13 +7,15 @@
   loaded fully offline by ``sentence-transformers``.  A bigger model is one
   more entry: a name, where its files come from, its dimension.
 * :func:`encode_texts` — batched encoding with a progress bar, rows
-  L2-normalised, cached on disk under ``data/cache/text/`` keyed by the model
+  L2-normalised, cached on disk under ``<cache>/text/`` keyed by the model
   and a hash of the texts, so a second run reads the cache in seconds.
 * :func:`tfidf_features` — the light option: TF-IDF over unigrams and bigrams,
   then truncated SVD (LSA), rows L2-normalised.
 
-The cache folder is ``$HGRAPH_CACHE`` when set, else ``data/cache`` of the
-repository.  Every file is written atomically (:mod:`hgraph.files`).
+The cache folder (:func:`cache_dir`) is per user, as torch's and
+sentence-transformers' are: ``$HGRAPH_CACHE`` when set, else
+``$XDG_CACHE_HOME/hgraph``, else ``~/.cache/hgraph``.  Every file is written
+atomically (:mod:`hgraph.files`).
 """
 from __future__ import annotations
 
@@ -30,12 +32,16 @@ import numpy as np
 from hgraph.errors import HGraphInputError
 from hgraph.files import atomic_open
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def cache_dir() -> Path:
-    """Where models and encoded texts are cached (``$HGRAPH_CACHE`` or ``data/cache``)."""
-    return Path(os.environ.get("HGRAPH_CACHE", REPO / "data" / "cache"))
+    """Where models and encoded texts are cached: ``$HGRAPH_CACHE`` when set, else
+    ``$XDG_CACHE_HOME/hgraph``, else ``~/.cache/hgraph`` (a per-user folder, never
+    under the code's folder)."""
+    own = os.environ.get("HGRAPH_CACHE")
+    if own:
+        return Path(own).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "hgraph"
 
 
 @dataclass(frozen=True)

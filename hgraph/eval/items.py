@@ -16,7 +16,8 @@ several categories count a hit on any of them.
   Sec. 4.2): for a true label, grow a ground-truth list from the hierarchy by
   adding the label, then every label within 1 hop, 2 hops, ... until the list
   holds at least k labels; hP@k is the share of the k predictions in that
-  list.  Hops are edges of the undirected hierarchy; labels are candidates.
+  list (of every candidate when there are fewer than k).  Hops are edges of
+  the undirected hierarchy; labels are candidates.
 * :func:`tree_distance` -- hops between the top-1 category and the
   (nearest) true one through their nearest common ancestor (the undirected
   shortest path in a tree): how wrong the mistakes are (0 for a hit).
@@ -145,6 +146,7 @@ def hierarchical_precision(topk: np.ndarray, truth: Sequence[Sequence[int]], k: 
     N = adj.shape[0]
     allowed = np.ones(N, dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
     cache: Dict[int, set] = {}
+    per = max(min(k, int(allowed.sum())), 1)    # fewer candidates than k: out of all of them
     out = np.zeros(len(topk))
     for i, (row, t) in enumerate(zip(topk, _truth_lists(truth))):
         best = 0.0
@@ -153,7 +155,7 @@ def hierarchical_precision(topk: np.ndarray, truth: Sequence[Sequence[int]], k: 
             if c not in cache:
                 cache[c] = _within_hops(adj, c, k, allowed)
             gt = cache[c]
-            best = max(best, sum(int(p) in gt for p in row[:k]) / k)
+            best = max(best, sum(int(p) in gt for p in row[:k]) / per)
         out[i] = best
     return out
 

@@ -28,7 +28,8 @@ def top_logits(model, data, items: np.ndarray, k: int = CONF_K) -> Tuple[np.ndar
     """(scores (n, k) best first, candidate ids (n, k)) of items ``items``."""
     k = min(k, len(data.cand))
     vals, ids = [], []
-    for v, j in model.top_scores(data, items, k):
+    # no items (no validation items): nothing to score
+    for v, j in (model.top_scores(data, items, k) if len(items) else ()):
         vals.append(v.double().cpu().numpy())
         ids.append(data.cand[j.cpu().numpy()])
     if not vals:

@@ -9,6 +9,7 @@ category texts (``items.category_context``) and encodes every text once.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
@@ -18,6 +19,7 @@ import torch
 
 from hgraph.config import RunConfig
 from hgraph.data.datasets import DATASETS, dataset_candidates, dataset_items
+from hgraph.data.item_splits import make_item_splits
 from hgraph.data.items import Items, read_items, read_node_texts
 from hgraph.data.taxonomy import Taxonomy, transitive_closure
 from hgraph.data.text import encode_texts, node_texts, token_states
@@ -91,6 +93,59 @@ def _subtree(tax: Taxonomy, top: str) -> Tuple[Taxonomy, np.ndarray]:
     return sub, old_of_new
 
 
+def _subtree_nodes(tax: Taxonomy, top: str) -> np.ndarray:
+    """Ids of ``top`` and its descendants (the nodes :func:`_subtree` keeps)."""
+    root = tax.index(top)
+    return np.union1d([root], tax.closure[:, root].nonzero()[0])
+
+
+#: taxonomy sources already warned about having no node text (one warning per process)
+_WARNED_NO_TEXT: set = set()
+
+
+def _warn_no_node_text(tax: Taxonomy) -> None:
+    """One stderr line, once per taxonomy: its nodes have no text, so their keys
+    (or names) are what the text encoder reads."""
+    if tax.source in _WARNED_NO_TEXT:
+        return
+    _WARNED_NO_TEXT.add(tax.source)
+    keys = tax.keys if tax.keys is not None else tax.names
+    what = "keys" if list(map(str, tax.names)) == list(map(str, keys)) else "names"
+    print(f"warning: {tax.source} has no node text: the node {what} (e.g. "
+          f"{str(tax.names[0])!r}) are used as texts; pass --node-text FILE (CSV id,text, "
+          f"one row per node) to give each category its text", file=sys.stderr)
+
+
+def check_enough(cfg: RunConfig, tax: Taxonomy, items: Items) -> None:
+    """Refuse, before anything is written, a run that cannot rank or be scored:
+    fewer than 2 candidate categories, or a seed whose split of ``items`` leaves
+    no training or no test item (the split :func:`make_item_splits` draws)."""
+    cand = dataset_candidates(cfg.data, tax)
+    if len(cand) < 2:
+        raise HGraphInputError(f"{len(cand)} candidate categor{'y' if len(cand) == 1 else 'ies'}"
+                               f": ranking needs at least 2", file=tax.source,
+                               fix="choose a larger taxonomy or --subtree")
+    U = int(items.item_ids().max()) + 1
+    rows = f"{U} item{'s' if U != 1 else ''} ({len(items)} row{'s' if len(items) != 1 else ''})"
+    if U < 2:
+        raise HGraphInputError(f"too few items for train/validation/test splits: {rows}; "
+                               f"need at least 2, one to train on and one to test",
+                               file=items.source, fix="add items")
+    mask = np.zeros(tax.num_nodes, dtype=bool)
+    mask[cand] = True
+    for seed in cfg.seeds:
+        sp = make_item_splits(items, tax.num_nodes, cfg.items.zero_shot_frac, cfg.data.val_frac,
+                              cfg.data.test_frac, seed=seed, candidates=mask)
+        for part in ("train", "test"):
+            if not (sp.part == part).any():
+                raise HGraphInputError(
+                    f"too few items for train/validation/test splits: {rows} leave seed "
+                    f"{seed} no {part} item (test_frac {cfg.data.test_frac:g}, val_frac "
+                    f"{cfg.data.val_frac:g}, zero_shot_frac {cfg.items.zero_shot_frac:g})",
+                    file=items.source, fix="add items, or give the items file a split column "
+                                           "(train/val/test)")
+
+
 def context_texts(tax: Taxonomy, k: int, sep: str = " ; ") -> List[str]:
     """Every node's text followed by the texts of its first ``k`` ancestors
     along first parents (fewer near the root), joined by ``sep``."""
@@ -116,8 +171,11 @@ def load_item_data(cfg: RunConfig, device: torch.device, dtype=torch.float32) ->
         raise HGraphInputError(f"unknown dataset {cfg.data.dataset!r}",
                                fix=f"choose from {', '.join(sorted(DATASETS))}")
     tax = DATASETS[name].load(dcfg, arg or None)
-    if cfg.items.node_text is not None:
-        tax.texts = read_node_texts(cfg.items.node_text, tax)
+    if cfg.items.node_text is not None:   # with a subtree, its nodes alone need a text
+        tax.texts = read_node_texts(cfg.items.node_text, tax, None if cfg.items.subtree is None
+                                    else _subtree_nodes(tax, cfg.items.subtree))
+    elif tax.texts is None:
+        _warn_no_node_text(tax)
     if cfg.items.items is not None:
         items = read_items(cfg.items.items, tax)
     else:
@@ -137,6 +195,7 @@ def load_item_data(cfg: RunConfig, device: torch.device, dtype=torch.float32) ->
                       None if items.split is None else items.split[inside], items.source)
     if len(items) == 0:
         raise HGraphInputError("no items left", file=items.source)
+    check_enough(cfg, tax, items)   # too few candidates or items: refused before writing
     if cfg.items.category_context:
         tax.texts = context_texts(tax, cfg.items.category_context)
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hgraph.data.items import Items, read_items, write_items
+from hgraph.data.items import Items, read_items, read_node_texts, write_items
 from hgraph.data.taxonomy import Taxonomy
 from hgraph.errors import HGraphInputError
 
@@ -215,3 +215,89 @@ def test_rows_of_one_item_must_share_a_split(tmp_path):
     f.write_text("text,category,split\nx,a,train\ny,a,test\nx,b,train\n")
     items = read_items(f, tax)
     assert list(items.split) == ["train", "test", "train"]
+
+
+# ------------------------------------------------------------------ node texts
+def _node_text_error(path: Path, tax: Taxonomy, needed=None) -> HGraphInputError:
+    with pytest.raises(HGraphInputError) as ei:
+        read_node_texts(path, tax, needed)
+    return ei.value
+
+
+_ALL = "n1,animal\nn2,mammal\nn3,bird\nn4,dog\nn5,cat\n"   # all but n6 (parrot)
+
+
+def test_node_texts_by_key_and_name_quoted_tsv(tmp_path):
+    tax = _tax()
+    p = _write(tmp_path, "t.csv", 'id,text\n' + _ALL + 'parrot,"a bird, green"\n')
+    got = dict(zip(tax.keys, read_node_texts(p, tax)))
+    assert got == {"n1": "animal", "n2": "mammal", "n3": "bird", "n4": "dog", "n5": "cat",
+                   "n6": "a bird, green"}
+    # tab-separated, BOM and CRLF, a header in upper case
+    p = _write(tmp_path, "t.tsv", "\ufeffID\tText\r\n" + _ALL.replace(",", "\t").replace(
+        "\n", "\r\n") + "n6\tparrot, talks\r\n")
+    assert read_node_texts(p, tax)[tax.index("n6")] == "parrot, talks"
+
+
+def test_node_texts_only_the_needed_nodes_must_have_one(tmp_path):
+    tax = _tax()          # a subtree's nodes: mammal, dog, cat (the rest keep their names)
+    p = _write(tmp_path, "t.csv", "id,text\nn2,a mammal\nn4,a dog\nn5,a cat\n")
+    got = read_node_texts(p, tax, needed=[tax.index(k) for k in ("n2", "n4", "n5")])
+    assert dict(zip(tax.keys, got)) == {"n1": "animal", "n2": "a mammal", "n3": "bird",
+                                        "n4": "a dog", "n5": "a cat", "n6": "parrot"}
+    err = _node_text_error(p, tax)
+    assert "3 of 6 nodes have no text: 'n3', 'n6', 'n1'" in str(err)   # in node-id order
+
+
+def test_node_texts_virtual_root_needs_no_text(tmp_path):
+    tax = Taxonomy.from_edges(["b", "d"], ["a", "c"])     # two roots: a virtual one above
+    assert tax.virtual_root
+    p = _write(tmp_path, "t.csv", "id,text\na,A\nb,B\nc,C\nd,D\n")
+    got = read_node_texts(p, tax)
+    assert dict(zip(tax.keys, got)) == {"a": "A", "b": "B", "c": "C", "d": "D",
+                                        tax.keys[tax.root]: tax.names[tax.root]}
+
+
+NODE_TEXT_BAD = {
+    # name: (content, line or None, words in the message)
+    "duplicate_id": ("id,text\n" + _ALL + "n6,parrot\nn4,a second dog\n", 8,
+                     ["duplicate id 'n4'", "line 5"]),
+    "duplicate_via_name": ("id,text\n" + _ALL + "n6,parrot\ndog,a second dog\n", 8,
+                           ["duplicate id 'dog'", "'n4'", "line 5"]),
+    "unquoted_comma": ("id,text\n" + _ALL + "n6,parrot, green\n", 7,
+                       ["expected 2 fields", "found 3", "quote"]),
+    "one_field": ("id,text\n" + _ALL + "n6\n", 7, ["expected 2 fields", "found 1"]),
+    "empty_text": ("id,text\n" + _ALL + 'n6,"  "\n', 7, ["empty text for node 'n6'"]),
+    "empty_id": ("id,text\n" + _ALL + ",parrot\n", 7, ["empty id"]),
+    "unknown_id": ("id,text\n" + _ALL + "n6,parrot\nn9,unicorn\n", 8,
+                   ["node 'n9' is not in the taxonomy"]),
+    "bad_header": ("key,text\n" + _ALL, 1, ["header must be 'id,text'", "'key,text'"]),
+    "three_column_header": ("id,text,extra\n" + _ALL, 1, ["header must be 'id,text'"]),
+    "header_only": ("id,text\n\n", 1, ["header only"]),
+    "open_quote": ('id,text\nn1,"animal\nn2,mammal\n', 2, ["malformed CSV"]),
+    "missing": ("id,text\n" + _ALL, None, ["1 of 6 nodes have no text: 'n6'",
+                                           "add a row id,text"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NODE_TEXT_BAD))
+def test_bad_node_text_file_is_one_line_with_file_and_line(tmp_path, case):
+    content, line, words = NODE_TEXT_BAD[case]
+    p = _write(tmp_path, f"{case}.csv", content)
+    err = _node_text_error(p, _tax())
+    msg = str(err)
+    assert "\n" not in msg and err.file == str(p)
+    if line is None:
+        assert err.line is None and msg.startswith(f"{p}: ")
+    else:
+        assert err.line == line and msg.startswith(f"{p}:{line}: ")
+    for w in words:
+        assert w in msg, (w, msg)
+    assert sorted(os.listdir(tmp_path)) == [f"{case}.csv"]  # reading writes nothing
+
+
+def test_missing_node_texts_are_counted_and_the_first_few_named(tmp_path):
+    tax = Taxonomy.from_edges([f"c{i}" for i in range(20)], ["r"] * 20)
+    p = _write(tmp_path, "t.csv", "id,text\nr,root\nc3,three\n")
+    msg = str(_node_text_error(p, tax))
+    assert "19 of 21 nodes have no text: 'c0', 'c1', 'c2', 'c4', 'c5', ..." in msg
