@@ -116,7 +116,8 @@ def test_a_subtree_with_fewer_categories_than_k_runs(tmp_path, capsys, top, node
     keep = {tax.keys[u] for u in [root, *tax.closure[:, root].nonzero()[0]]}
     assert len(keep) == nodes
     rows = [r for r in TEXT.read_text().splitlines()[1:] if r.split(",", 1)[0] in keep]
-    sub_text = _write(tmp_path, "sub_text.csv", "id,text\n" + "\n".join(rows) + "\n")
+    header = TEXT.read_text().splitlines()[0]          # id,text[,name], as the sample has
+    sub_text = _write(tmp_path, "sub_text.csv", header + "\n" + "\n".join(rows) + "\n")
     assert _run(tmp_path, "--subtree", top, node_text=sub_text) == 0, capsys.readouterr().err
     m, run_dir = _metrics(tmp_path)
     assert m["run"]["candidates"] == nodes and m["run"]["nodes"] == nodes

@@ -215,7 +215,7 @@ def test_item_adapter_starts_as_identity_moves_items_only_and_exports(dtype, tmp
         assert not torch.allclose(m.items(items), plain.items(items))
         assert torch.equal(m.categories(), cats)
     tax = Taxonomy.from_edges([1, 2, 3, 4, 5], [0, 1, 0, 3, 3])
-    data = SimpleNamespace(tax=tax, x_nodes=x, cand=np.arange(1, 6))
+    data = SimpleNamespace(tax=tax, x_nodes=x, cand=np.arange(1, 6), names=None)
     cfg = item_config(encoder="hgcn", hidden=16, item_adapter=12)
     export_model(m, data, cfg, tmp_path / "m.pt")
     tower, d = load_exported(tmp_path / "m.pt")

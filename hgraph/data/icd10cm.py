@@ -233,8 +233,9 @@ def write_slice(tax: Taxonomy, item_texts: Sequence[str], item_cats: Sequence[in
     Files (UTF-8, ``csv`` module quoting, nodes in breadth-first order):
 
     * ``<prefix>_edges.csv``: header ``child,parent``, node keys;
-    * ``<prefix>_text.csv``: header ``id,text``, every node's key and text
-      (``tax.texts``, or the name when there are none);
+    * ``<prefix>_text.csv``: header ``id,text`` (``id,text,name`` when the nodes have
+      names other than their keys), every node's key and text (``tax.texts``, or the
+      name when there are none);
     * ``<prefix>_items.csv``: header ``text,category``, the items whose
       category is in the slice, category = node key.
 
@@ -275,8 +276,11 @@ def write_slice(tax: Taxonomy, item_texts: Sequence[str], item_cats: Sequence[in
         w.writerows([keys[keep[a]], keys[keep[b]]] for a, b in edges)
     with atomic_open(paths["text"], "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["id", "text"])
-        w.writerows([keys[u], texts[u]] for u in keep)
+        # a name column when the nodes have names of their own (HPO), not just their keys
+        named = any(str(tax.names[u]) != str(keys[u]) for u in keep)
+        w.writerow(["id", "text", "name"] if named else ["id", "text"])
+        w.writerows([keys[u], texts[u], tax.names[u]] if named else [keys[u], texts[u]]
+                    for u in keep)
     n_items = 0
     with atomic_open(paths["items"], "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")

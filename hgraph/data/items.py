@@ -289,12 +289,15 @@ def write_items(path: PathLike, items: Items, tax: Taxonomy) -> None:
 
 
 def read_node_texts(path: PathLike, tax: Taxonomy,
-                    needed: Optional[Iterable[int]] = None) -> List[str]:
+                    needed: Optional[Iterable[int]] = None,
+                    names: Optional[List[str]] = None) -> List[str]:
     """The text of every node from a CSV ``id,text`` (``id``: a node's key or
     name, a key match first; e.g. ``data/samples/*_text.csv``), checked as
     strictly as :func:`read_items`.
 
-    Returns (N,) texts in node-id order.  ``needed``: the node ids that must
+    Returns (N,) texts in node-id order.  A third column ``name`` (header
+    ``id,text,name``) gives display names: written into ``names`` (a list of N
+    names to update in place) when it is given.  ``needed``: the node ids that must
     have a text (default: every node but a virtual root, which keeps its
     name); a node outside it that the file does not name keeps its name.
     Raises :class:`HGraphInputError` naming the file and the 1-based line for:
@@ -307,18 +310,26 @@ def read_node_texts(path: PathLike, tax: Taxonomy,
     text, src = _read_text(path)  # empty files, BOM, CRLF, .gz
     rows = _rows(text, _delimiter(src, _first_line(text)[1]), src)
     header_line, header = next(rows)  # _read_text rejects blank files
-    if [f.strip().lower() for f in header] != ["id", "text"]:
-        raise HGraphInputError(f"header must be 'id,text', found {','.join(header)!r}",
-                               file=src, line=header_line,
-                               fix="the first line must be the header id,text")
+    cols = [f.strip().lower() for f in header]
+    if cols not in (["id", "text"], ["id", "text", "name"]):
+        raise HGraphInputError(f"header must be 'id,text' or 'id,text,name', found "
+                               f"{','.join(header)!r}", file=src, line=header_line,
+                               fix="the first line must be the header id,text[,name]")
+    width = len(cols)
     lines: List[int] = []
     ids_raw: List[str] = []
     texts: List[str] = []
+    given_names: List[str] = []
     for ln, f in rows:
-        if len(f) != 2:
-            raise HGraphInputError(f"expected 2 fields (id,text), found {len(f)}", file=src,
-                                   line=ln, fix="quote a text that holds the delimiter "
-                                                "(\"a, b\")")
+        if len(f) != width:
+            raise HGraphInputError(f"expected {width} fields ({','.join(cols)}), found "
+                                   f"{len(f)}", file=src, line=ln,
+                                   fix="quote a text that holds the delimiter (\"a, b\")")
+        if width == 3:
+            if not f[2].strip():
+                raise HGraphInputError(f"empty name for node {f[0].strip()!r}", file=src,
+                                       line=ln, fix="write the node's name, or drop the column")
+            given_names.append(f[2].strip())
         k, t = f[0].strip(), f[1].strip()
         if not k:
             raise HGraphInputError("empty id", file=src, line=ln)
@@ -344,6 +355,9 @@ def read_node_texts(path: PathLike, tax: Taxonomy,
         raise HGraphInputError(f"duplicate id {ids_raw[j]!r}: node {_label(tax, ids[j])!r} "
                                f"already has a text on line {lines[i]}", file=src,
                                line=lines[j], fix="give each node one row")
+    if names is not None and given_names:
+        for i, n in zip(ids, given_names):
+            names[i] = n
     out = [str(n) for n in tax.names]
     given = np.zeros(tax.num_nodes, dtype=bool)
     for i, t in zip(ids, texts):

@@ -49,6 +49,9 @@ class ItemData:
     item_states: Optional[Tuple[Tensor, Tensor]] = None
     #: with ``shared_text_head``: the same for every node's text (N, T, F), (N,)
     node_states: Optional[Tuple[Tensor, Tensor]] = None
+    #: (N,) what a person reads for each node: the node-text file's name column, the
+    #: dataset's names, or the text of a node named only by its key
+    names: Optional[List[str]] = None
 
     def item_input(self, ids) -> Any:
         """What the item side of a model takes for items ``ids``: their text
@@ -171,9 +174,10 @@ def load_item_data(cfg: RunConfig, device: torch.device, dtype=torch.float32) ->
         raise HGraphInputError(f"unknown dataset {cfg.data.dataset!r}",
                                fix=f"choose from {', '.join(sorted(DATASETS))}")
     tax = DATASETS[name].load(dcfg, arg or None)
+    names = [str(n) for n in tax.names]        # what a person reads: a name column wins
     if cfg.items.node_text is not None:   # with a subtree, its nodes alone need a text
         tax.texts = read_node_texts(cfg.items.node_text, tax, None if cfg.items.subtree is None
-                                    else _subtree_nodes(tax, cfg.items.subtree))
+                                    else _subtree_nodes(tax, cfg.items.subtree), names=names)
     elif tax.texts is None:
         _warn_no_node_text(tax)
     if cfg.items.items is not None:
@@ -187,6 +191,7 @@ def load_item_data(cfg: RunConfig, device: torch.device, dtype=torch.float32) ->
     if cfg.items.subtree is not None:
         n_old = tax.num_nodes
         tax, old = _subtree(tax, cfg.items.subtree)
+        names = [names[i] for i in old]
         new_of = np.full(n_old, -1, dtype=np.int64)
         new_of[old] = np.arange(len(old))
         c = items.category
@@ -196,6 +201,10 @@ def load_item_data(cfg: RunConfig, device: torch.device, dtype=torch.float32) ->
     if len(items) == 0:
         raise HGraphInputError("no items left", file=items.source)
     check_enough(cfg, tax, items)   # too few candidates or items: refused before writing
+    # a node named only by its key (a code) is shown by its text
+    keys = tax.keys if tax.keys is not None else tax.names
+    names = [t if n == str(k) and t else n
+             for n, k, t in zip(names, keys, tax.texts or [None] * tax.num_nodes)]
     if cfg.items.category_context:
         tax.texts = context_texts(tax, cfg.items.category_context)
     t0 = time.perf_counter()
@@ -230,5 +239,6 @@ def load_item_data(cfg: RunConfig, device: torch.device, dtype=torch.float32) ->
                     item_texts=texts, truth=[np.asarray(t, dtype=np.int64) for t in truth],
                     cand=cand, adj=undirected(e, tax.num_nodes),
                     up_hops=transitive_closure(e, tax.num_nodes, hops=True), edge_index=ei.to(device),
-                    encode_s=encode_s, item_states=states, node_states=node_states)
+                    encode_s=encode_s, item_states=states, node_states=node_states,
+                    names=names)
 

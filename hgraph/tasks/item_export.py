@@ -26,10 +26,7 @@ def export_model(model, data: ItemData, cfg: RunConfig, path: Path,
     parent = np.array([par.indices[par.indptr[i]] if par.indptr[i + 1] > par.indptr[i] else -1
                        for i in range(data.tax.num_nodes)], dtype=np.int64)
     keys = data.tax.keys if data.tax.keys is not None else data.tax.names
-    # a taxonomy read from a file has its keys for names: its node texts name it better
-    texts = data.tax.texts
-    names = [str(t) if texts is not None and str(n) == str(k) and t else str(n)
-             for n, k, t in zip(data.tax.names, keys, texts or [None] * len(keys))]
+    names = [str(n) for n in (data.names if data.names is not None else data.tax.names)]
     torch.save({"config": flat_item_settings(cfg), **model.export_state(data),
                 "in_dim": int(data.x_nodes.shape[1]), "dtype": str(data.x_nodes.dtype),
                 "cand": torch.as_tensor(data.cand), "temperature": float(temperature),

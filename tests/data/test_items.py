@@ -239,6 +239,20 @@ def test_node_texts_by_key_and_name_quoted_tsv(tmp_path):
     assert read_node_texts(p, tax)[tax.index("n6")] == "parrot, talks"
 
 
+def test_node_texts_name_column_gives_display_names(tmp_path):
+    tax = _tax()
+    rows = "".join(f"{k},{t},{t.title()}\n" for k, t in
+                   [r.split(",") for r in (_ALL + "n6,parrot\n").splitlines()])
+    p = _write(tmp_path, "t.csv", "id,text,name\n" + rows)
+    names = [str(n) for n in tax.names]
+    texts = read_node_texts(p, tax, names=names)
+    assert texts[tax.index("n4")] == "dog" and names[tax.index("n4")] == "Dog"
+    assert read_node_texts(p, tax) == texts                     # names are optional to take
+    bad = _write(tmp_path, "b.csv", "id,text,name\nn1,animal,\n")
+    err = _node_text_error(bad, tax)
+    assert ":2:" in str(err) and "empty name" in str(err)
+
+
 def test_node_texts_only_the_needed_nodes_must_have_one(tmp_path):
     tax = _tax()          # a subtree's nodes: mammal, dog, cat (the rest keep their names)
     p = _write(tmp_path, "t.csv", "id,text\nn2,a mammal\nn4,a dog\nn5,a cat\n")
