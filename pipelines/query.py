@@ -161,8 +161,19 @@ def _query_text(args) -> int:
 
 
 def _is_item_folder(run: Path) -> bool:
-    return (run / "placer.pt").exists() or any(run.glob("model_seed*.pt")) or \
-        (run / "config.json").exists() and '"items"' in (run / "config.json").read_text()
+    """A saved placer, an item run (config.json of task items), or an item run folder from
+    before the one harness (no config.json; its settings in metrics.json)."""
+    import json
+    if (run / "placer.pt").exists():
+        return True
+    try:
+        if (run / "config.json").exists():
+            return json.loads((run / "config.json").read_text()).get("task") == "items"
+        if (run / "metrics.json").exists():
+            return "config" in json.loads((run / "metrics.json").read_text()).get("run", {})
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def main(argv=None) -> int:

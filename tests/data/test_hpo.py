@@ -126,8 +126,9 @@ def test_sample_files_parse():
     assert tax.keys[tax.root] == SAMPLE_TOP
     assert not tax.is_tree              # terms with two parents inside the slice stay a DAG
     head, rows = _read_csv(paths["text"])
-    assert head == ["id", "text"] and sorted(r[0] for r in rows) == sorted(tax.keys)
-    assert all(len(r) == 2 and r[1].strip() for r in rows)
+    # id, text, and the term's name (what a placement shows)
+    assert head == ["id", "text", "name"] and sorted(r[0] for r in rows) == sorted(tax.keys)
+    assert all(len(r) == 3 and r[1].strip() and r[1].startswith(r[2]) for r in rows)
     head, rows = _read_csv(paths["items"])
     assert head == ["text", "category"] and len(rows) > 300
     assert ["Hooked nose", "HP:0000444"] in rows
