@@ -174,7 +174,8 @@ class Placer:
         d = self._d
         dtype = d["cat_points"].dtype if d.get("cat_points") is not None else torch.float32
         layers = int(self.settings.get("item_text_layers") or 0) if self.kind == "tower" else 0
-        x = item_input_from_texts(list(texts), self.text_encoder, layers, dtype=dtype)
+        x = item_input_from_texts(list(texts), self.text_encoder, layers, dtype=dtype,
+                                  precision=self.settings.get("text_precision", "float32"))
         if self.kind == "tower":
             zi = self._tower(x)
             return -M.pairwise_dist(self._tower.manifold, zi, d["cat_points"])

@@ -37,6 +37,7 @@ ITEM_ENCODER_PRESETS: Dict[str, Dict[str, Any]] = {"ramen": {"reg": {"reg_lambda
 
 #: flat item setting -> (section, field); run-level fields map to (None, field)
 _SHARED = {"dataset": ("data", "dataset"), "text_encoder": ("data", "text_encoder"),
+           "text_precision": ("data", "text_precision"),
            "val_frac": ("data", "val_frac"), "test_frac": ("data", "test_frac"),
            "encoder": ("model", "encoder"), "manifold": ("model", "manifold"),
            "hidden": ("model", "hidden"), "layers": ("model", "layers"),

