@@ -76,7 +76,7 @@ def test_encoder_presets_fill_only_unset_fields():
     cfg2, _ = parse_config(["--encoder", "hgcn", "--lr", "0.5", "--positives", "closure"])
     assert cfg2.train.lr == 0.5 and cfg2.train.positives == "closure"
     # shallow has its own training preset and trains in float64 unless told otherwise
-    cfg3, _ = parse_config([])
+    cfg3, _ = parse_config(["--val-frac", "0"])
     assert cfg3.train != RunConfig().train and cfg3.dtype == "float64"
     for k, v in ENCODER_PRESETS["shallow"]["train"].items():
         assert getattr(cfg3.train, k) == v
@@ -155,11 +155,51 @@ def test_early_stopping_and_burnin_values_checked(train, word):
         == 0
 
 
+def test_shallow_preset_selects_on_validation_edges_when_there_are_some(tmp_path):
+    """The shallow preset selects (and drops its rate, and stops) on the validation edges'
+    AP when the run holds edges out (the default splits, or any val_frac > 0), on the
+    training closure's MAP with --val-frac 0; the user's --val-metric always wins; the
+    rest of the preset is the same either way."""
+    from hgraph.config.presets import HELDOUT_VAL_METRIC
+    assert HELDOUT_VAL_METRIC["shallow"] == "ap"
+    dflt, _ = parse_config(["--encoder", "shallow"])
+    assert dflt.data.val_frac > 0 and dflt.train.val_metric == "ap"
+    assert parse_config([])[0].train.val_metric == "ap"            # shallow is the default
+    assert parse_config(["--encoder", "shallow", "--dataset", "wordnet-mammals",
+                         "--val-frac", "0.05", "--test-frac", "0.1"])[0].train.val_metric == "ap"
+    recon, _ = parse_config(["--encoder", "shallow", "--val-frac", "0", "--test-frac", "0"])
+    assert recon.train.val_metric == "recon"
+    assert parse_config(["--val-frac", "0"])[0].train.val_metric == "recon"
+    # apart from the metric the two resolve alike (schedule, patience, trainer, ...)
+    assert {k: v for k, v in vars(dflt.train).items() if k != "val_metric"} == \
+        {k: v for k, v in vars(recon.train).items() if k != "val_metric"}
+    assert (dflt.train.lr_schedule, dflt.train.trainer) == ("plateau", "fused")
+    # the user's choice wins, on the command line and in YAML
+    for metric in ("recon", "mrr", "ap"):
+        for splits in ([], ["--val-frac", "0", "--test-frac", "0"], ["--val-frac", "0.2"]):
+            mine, _ = parse_config(["--encoder", "shallow", *splits, "--val-metric", metric])
+            assert mine.train.val_metric == metric, (metric, splits)
+    y = tmp_path / "c.yaml"
+    y.write_text("model:\n  encoder: shallow\ntrain:\n  val_metric: recon\n")
+    assert parse_config(["--config", str(y)])[0].train.val_metric == "recon"
+    y.write_text("model:\n  encoder: shallow\ndata:\n  val_frac: 0.0\n")
+    assert parse_config(["--config", str(y)])[0].train.val_metric == "recon"
+    assert parse_config(["--config", str(y), "--val-frac", "0.1"])[0].train.val_metric == "ap"
+    assert from_dict({"model": {"encoder": "shallow"}}).train.val_metric == "ap"
+    assert from_dict({"data": {"val_frac": 0}}).train.val_metric == "recon"
+    # the fallback to the loop (ball manifold) keeps the selection; other encoders keep theirs
+    ball, _ = parse_config(["--encoder", "shallow", "--manifold", "poincare"])
+    assert (ball.train.trainer, ball.train.val_metric) == ("loop", "ap")
+    assert parse_config(["--encoder", "hgcn", "--val-frac", "0"])[0].train.val_metric == "ap"
+    assert parse_config(["--encoder", "ramen", "--dataset", "hpo"])[0].train.val_metric == "mrr"
+
+
 def test_shallow_preset_converges_by_default_and_flags_override_it():
     """The shallow preset: a hyperboloid table trained by the fused trainer from nested
     cones at a rate per pair, no burn-in, selection, rate drops and early stopping on the
-    training closure's MAP; every field still yields to a flag or YAML value."""
-    cfg, _ = parse_config([])
+    training closure's MAP (without validation edges: --val-frac 0); every field still
+    yields to a flag or YAML value."""
+    cfg, _ = parse_config(["--val-frac", "0", "--test-frac", "0"])
     assert cfg.model.encoder == "shallow" and cfg.dtype == "float64"
     want = ENCODER_PRESETS["shallow"]["train"]
     assert (cfg.model.init, cfg.model.manifold, cfg.train.trainer, cfg.train.lr_unit) == \
