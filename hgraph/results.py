@@ -192,7 +192,9 @@ def summary_row(cfg: RunConfig, run_dir: Path, agg: Dict[str, Dict[str, float]],
            "task": cfg.task, "dataset": cfg.data.dataset, "encoder": cfg.model.encoder,
            "manifold": cfg.model.manifold, "dim": cfg.model.dim, "loss": cfg.train.loss,
            "epochs": cfg.train.epochs, "seeds": len(cfg.seeds), "device": str(device),
-           "world_size": 1, "git": git, **extra}
+           "world_size": 1, "git": git,
+           # what chose the kept epoch (the item task: validation P@1)
+           "selected_on": "p1" if cfg.task == "items" else cfg.train.val_metric, **extra}
     for k in metrics:
         if k in agg:
             row[k], row[k + "_std"] = agg[k]["mean"], agg[k]["std"]
