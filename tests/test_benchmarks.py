@@ -119,3 +119,33 @@ def test_eval_speed_wordnet_nouns_levels():
     child = np.flatnonzero(parent >= 0)
     assert np.array_equal(level[child], level[parent[child]] + 1)
     assert closure.shape == (len(parent), len(parent)) and closure.nnz == 743_241
+
+
+@pytest.mark.xdist_group("minilm")
+def test_abstention_and_placer_speed_tiny(tmp_path, capsys):
+    """benchmarks/abstention.py and placer_speed.py on a features run of the HPO slice:
+    the thresholds' table (shares in [0, 1], placed shares falling as the threshold rises)
+    and the timing lines."""
+    from hgraph.pipeline import run
+    from hgraph.tasks.items import item_config
+    res = run(item_config(dataset="csv:data/samples/hpo_slice_edges.csv",
+                          items="data/samples/hpo_slice_items.csv",
+                          node_text="data/samples/hpo_slice_text.csv", encoder="features",
+                          cost_items=5, threads=1, progress=False, out=str(tmp_path / "runs"),
+                          name="f"))
+    capsys.readouterr()
+    assert _module("abstention").main(["--run", str(res.run_dir), "--outside",
+                                       str(ROOT / "data/samples/icd10cm_slice_items.csv"),
+                                       "--out", str(tmp_path / "conf")]) == 0
+    out = capsys.readouterr().out
+    rows = [r.split("|")[1:-1] for r in out.splitlines() if r.startswith("| 0.")]
+    assert len(rows) == 10
+    placed = [float(r[1]) for r in rows]
+    abstained = [float(r[3]) for r in rows]
+    assert placed[0] == 1.0 and placed == sorted(placed, reverse=True)
+    assert abstained[0] == 0.0 and abstained == sorted(abstained)
+    assert (tmp_path / "conf" / "abstention_runs_f.png").exists()
+    pytest.importorskip("pyhpo")
+    assert _module("placer_speed").main(["--run", str(res.run_dir), "--n", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "40 texts" in out and "place, warm" in out
