@@ -168,3 +168,27 @@ def test_report_commands_read_null_metrics(tmp_path, capsys):
                          "p1_seen"]) == 0
     md = (tmp_path / "t.md").read_text()
     assert "| 0.500 ± 0.100 | – | 0.500 |" in md
+
+
+def test_an_item_run_folder_from_before_the_one_harness_reads_as_a_versioned_config(tmp_path):
+    """Item run folders written before the one harness kept flat settings in metrics.json
+    and no config.json (results/items/icd10cm/...): they load through the same reader as
+    every run folder, as an item run with their settings in the sections."""
+    import json
+    from hgraph.results import load_run, read_run_config
+    d = tmp_path / "ramen"
+    d.mkdir()
+    flat = {"dataset": "icd10cm:no7th", "encoder": "ramen", "lr": 3e-4, "reg_lambda": 0.1,
+            "hard_negatives": 16, "zero_shot_frac": 0.1, "seeds": [0, 1], "out": "results/items",
+            "name": "ramen", "progress": True, "val_max": 1000}
+    (d / "metrics.json").write_text(json.dumps({
+        "mean_std": {"p1": {"mean": 0.43, "std": 0.01, "n": 2}},
+        "per_seed": [{"seed": 0, "p1": 0.42}, {"seed": 1, "p1": 0.44}],
+        "run": {"config": flat, "command": "python pipelines/items.py ...", "seeds_done": [0, 1]}}))
+    cfg = read_run_config(d)
+    assert cfg.task == "items" and cfg.model.encoder == "ramen" and cfg.train.lr == 3e-4
+    assert cfg.reg.reg_lambda == 0.1 and cfg.items.sibling_negatives == 16
+    assert cfg.seeds == (0, 1) and cfg.data.val_frac == 0.1      # the item defaults it had
+    r = load_run(d)
+    assert r["metrics"]["p1"]["mean"] == 0.43 and r["config"] == cfg
+    assert r["command"].startswith("python pipelines/items.py")
