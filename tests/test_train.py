@@ -479,3 +479,25 @@ def test_validation_mrr_ranks_a_fixed_subset_of_at_most_val_mrr_queries(monkeypa
                           candidates=sp_.train_mask)["mrr"] for i in range(len(sp_.val))]
     rows = np.sort(np.random.default_rng(0).choice(len(sp_.val), 1, replace=False))
     assert first == pytest.approx(float(np.mean([per[i] for i in rows])), abs=1e-12)
+
+
+def test_plateau_schedule_in_the_loop_drops_the_rate_then_stops(monkeypatch):
+    """lr_schedule plateau in the loop is the fused trainer's rule (hgraph.train.schedule
+    .Plateau): after `patience` validations without progress the rate is divided by 5, three
+    times, and the next stall stops the run; the rule travels in checkpoints."""
+    import hgraph.train.pairs as P
+    cfg, model, data, _ = _setup()
+    scores = iter([0.5] + [0.5] * 40)                 # never better: stalls every time
+    monkeypatch.setattr(P, "validation_score", lambda m, d: next(scores))
+    states = []
+    res = train(model, data, replace(cfg.train, epochs=40, lr_schedule="plateau", patience=2,
+                                     eval_every=1, checkpoint_every=1, lr=0.01, burnin=0), seed=0,
+                device=torch.device("cpu"), progress=False,
+                checkpoint=lambda e, st: states.append(st))
+    lrs = [h["lr"] for h in res.history]
+    assert lrs[:3] == [0.01] * 3 and lrs[3] == pytest.approx(0.002)
+    assert sorted(set(round(x, 8) for x in lrs), reverse=True) == \
+        [0.01, 0.002, 0.0004, 0.00008]
+    assert res.stopped_early and "at the lowest rate" in res.stop_reason
+    assert res.epochs_run == 9 and res.best_epoch == 1       # 1 + 2 + 2 + 2 + 2 stalls
+    assert states[-1]["plateau"].drops_left == 0

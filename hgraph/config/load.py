@@ -145,9 +145,6 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
         bad("train.temperature is the fused trainer's", fix="add --trainer fused")
     if t.local_negatives and t.trainer != "fused":
         bad("train.local_negatives is the fused trainer's", fix="add --trainer fused")
-    if t.lr_schedule == "plateau" and t.trainer != "fused":
-        bad("train.lr_schedule plateau is the fused trainer's",
-            fix="add --trainer fused, or pick --lr-schedule constant / linear")
     if not m.init_radius >= 0:
         bad(f"model.init_radius must be >= 0 (0 = the default), got {m.init_radius}")
     for name in ("val_frac", "test_frac", "inductive_frac"):

@@ -156,7 +156,7 @@ class TrainConfig:
                        "SGD's dynamics)", choices=("batch", "pair"))
     lr_schedule: str = opt("constant", "learning rate after burn-in: constant, linear decay "
                            "(epoch e of the n after burn-in runs at lr * (n - e) / n), or "
-                           "plateau (fused trainer: lr / 5 after --patience validations without "
+                           "plateau (either trainer: lr / 5 after --patience validations without "
                            "a new best, three times; the run stops at the fourth plateau)",
                            choices=("constant", "linear", "plateau"))
     positives: str = opt("closure", "training positives: closure (ancestor pairs) or edges (parents)",

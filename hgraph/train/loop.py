@@ -35,7 +35,7 @@ from hgraph.train.interrupt import StopOnSignal, TrainingDiverged, TrainingInter
 from hgraph.train.optimizers import _grads_finite, _state_finite, load_optimizer_state
 from hgraph.train.pairs import (VAL_MRR_QUERIES, VAL_RECON_SOURCES, TrainData,  # noqa: F401
                                 validation_score)
-from hgraph.train.schedule import _set_lr, lr_at
+from hgraph.train.schedule import Plateau, _set_lr, lr_at
 
 Tensor = torch.Tensor
 
@@ -114,6 +114,9 @@ def _train(model, data: Batches, cfg, *, device, seed, progress, on_epoch, check
     position: Dict[str, Any] = {}
     # early stopping on the training loss: best epoch loss after burn-in, epochs without progress
     early = {"best_loss": math.inf, "bad_epochs": 0}
+    # lr_schedule plateau: the fused trainer's rule (rate / 5 after `patience` validations
+    # without progress, three times; the next stall stops), one rule for both trainers
+    plateau = Plateau(cfg.patience) if cfg.lr_schedule == "plateau" else None
     if resume is not None:
         model.load_state_dict(resume["model"])
         load_optimizer_state(opt, resume["optimizer"])
@@ -128,6 +131,7 @@ def _train(model, data: Batches, cfg, *, device, seed, progress, on_epoch, check
             data.restore(model, resume["task_model"])
         start_epoch = int(resume["epoch"])
         early.update(resume.get("early_stop", {}))
+        plateau = resume.get("plateau", plateau)
         if "perm" in resume:          # interrupted inside an epoch
             position = resume
             data.load_state(resume.get("task", {}))
@@ -145,6 +149,8 @@ def _train(model, data: Batches, cfg, *, device, seed, progress, on_epoch, check
         out = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                "result": res, "best_state": best_state, "early_stop": dict(early)}
+        if plateau is not None:
+            out["plateau"] = plateau
         extra = data.snapshot(model)
         if extra is not None:
             out.update(best_extra=best_extra, task_model=extra)
@@ -194,7 +200,7 @@ def _train(model, data: Batches, cfg, *, device, seed, progress, on_epoch, check
     bar = tqdm(range(start_epoch, end_epoch), desc="train", unit="epoch", dynamic_ncols=True,
                disable=not progress or not dist.is_main)
     for epoch in bar:
-        lr = lr_at(cfg, epoch)
+        lr = lr_at(cfg, epoch) * (1.0 if plateau is None else plateau.scale)
         if data.scheduled:
             _set_lr(opt, lr)
         else:       # each group its own rate, times the schedule's factor
@@ -270,7 +276,11 @@ def _train(model, data: Batches, cfg, *, device, seed, progress, on_epoch, check
             score = dist.from_main(data.validate, model)    # rank 0 validates
             rec["val_" + data.val_name] = score
             keep(score, epoch + 1)
-        if reason is None and cfg.patience and res.best_epoch >= 0 and \
+            if plateau is not None and score is not None and plateau.update(score)[1] \
+                    and reason is None:
+                reason = (f"no new best validation {data.val_name.upper()} in {plateau.bad} "
+                          f"validations at the lowest rate")
+        if reason is None and cfg.patience and plateau is None and res.best_epoch >= 0 and \
                 (epoch + 1 - res.best_epoch) >= cfg.patience * cfg.eval_every:
             reason = (f"validation {data.val_name.upper()} not above its best "
                       f"(epoch {res.best_epoch}) for "
