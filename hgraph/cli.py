@@ -22,7 +22,8 @@ from hgraph.config import SECTIONS, RunConfig, from_dict, load_yaml
 from hgraph.errors import HGraphInputError
 
 DESCRIPTION = """\
-Learn hyperbolic embeddings of a category hierarchy and evaluate them.
+Learn hyperbolic embeddings of a category hierarchy and evaluate them: the taxonomy's
+nodes (--task nodes, the default) or text items placed into its categories (--task items).
 
 Encoders: shallow (a learned point per node), hgcn (hyperbolic GCN: graph used
 at training and inference), ramen (features -> MLP -> manifold, graph used only
@@ -32,6 +33,8 @@ metrics.json, command.txt, embeddings, plots) and a row in results/summary.csv.
 
 EPILOG = """\
 examples:
+  python pipelines/run.py --task items --dataset csv:edges.csv --node-text text.csv --items items.csv
+  python pipelines/run.py --task items --dataset hpo --subtree HP:0000707 --encoder hgcn
   python pipelines/run.py --encoder shallow --dim 10
   python pipelines/run.py --encoder hgcn --manifold lorentz --seed 0 --seed 1 --seed 2
   python pipelines/run.py --dataset wordnet-mammals --dim 5 --val-frac 0 --test-frac 0

@@ -225,8 +225,8 @@ class ItemsConfig:
     ``train.lr``, ``data.val_frac``, ``reg.reg_lambda``, ...)."""
     items: Optional[str] = opt(None, "items: CSV text,category[,split] (default: the "
                                "dataset's built-in items)")
-    node_text: Optional[str] = opt(None, "items: CSV id,text of the nodes (default: the "
-                                   "dataset's own text)")
+    node_text: Optional[str] = opt(None, "items: CSV id,text[,name] of the nodes (default: "
+                                   "the dataset's own text; name: what a placement shows)")
     subtree: Optional[str] = opt(None, "items: keep only this node (key or name) and its "
                                  "descendants")
     category_context: int = opt(0, "items: a category's text followed by its first k "
