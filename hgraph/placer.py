@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from hgraph.errors import HGraphInputError
+from hgraph.tasks.item_confidence import CONF_K, probabilities
 
 #: files of a saved placer folder
 WEIGHTS, META = "placer.pt", "placer.json"
@@ -58,7 +59,7 @@ class Placer:
         self.names: List[str] = list(export["names"])
         self.parent = np.asarray(export["parent"], dtype=np.int64)
         self.temperature = float(export.get("temperature", 1.0))
-        self.conf_k = int(export.get("conf_k", 50))
+        self.conf_k = int(export.get("conf_k", CONF_K))
         self.text_encoder: str = self.settings.get("text_encoder", "minilm")
         self._paths: Dict[int, List[str]] = {}
 
@@ -153,10 +154,8 @@ class Placer:
             s = self.scores(texts[a:a + batch_size], progress=progress)
             val, idx = torch.topk(s, kk, dim=1)
             val, idx = val.double().numpy(), idx.numpy()
-            z = val / self.temperature
-            z = z - z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
+            # normalised over the top conf_k, as the temperature was fitted on validation
+            p = probabilities(val, self.temperature, over=self.conf_k)
             for r in range(len(val)):
                 if p[r, 0] < min_confidence:
                     out.append([])

@@ -241,9 +241,13 @@ class RunResult:
 
 
 def default_run_name(cfg: RunConfig) -> str:
-    """``<time>_<dataset>_<encoder>_<manifold>_d<dim>`` (a PATH dataset adds its file stem)."""
+    """``<time>_<dataset>_<encoder>_<manifold>_d<dim>`` (a PATH dataset adds its file stem);
+    an item run ``<time>_items_<dataset>_<encoder>_<manifold>`` (its width is the text's)."""
     name, _, arg = cfg.data.dataset.partition(":")
     ds = f"{name}-{Path(arg).stem}" if arg else name
+    if cfg.task == "items":
+        return f"{time.strftime('%Y%m%d-%H%M%S')}_items_{ds}_{cfg.model.encoder}_" \
+               f"{cfg.model.manifold}"
     return (f"{time.strftime('%Y%m%d-%H%M%S')}_{ds}_{cfg.model.encoder}_"
             f"{cfg.model.manifold}_d{cfg.model.dim}")
 

@@ -115,3 +115,22 @@ def test_query_wraps_the_placer(fitted, capsys, tmp_path):
     assert len(err) == 1 and "empty" in err[0]
     assert q.main(["--run", run, "--node", "x"]) == 2
     assert "--text" in capsys.readouterr().err
+
+
+@pytest.mark.xdist_group("minilm")
+def test_placed_confidence_is_the_calibrated_one_whatever_k(fitted):
+    """The confidence a placer gives a test item is the one the run calibrated on validation
+    and scored (per_item conf), and asking for more categories than it is spread over does
+    not change it."""
+    import torch
+    from hgraph.results import read_run_config
+    from hgraph.tasks.item_data import load_item_data
+    run_dir = Path(fitted.run_dir)
+    a = np.load(run_dir / "per_item_seed0.npz")
+    data = load_item_data(read_run_config(run_dir), torch.device("cpu"))
+    texts = [data.item_texts[i] for i in a["items"][:20]]
+    top5 = fitted.place(texts, k=5)
+    assert np.allclose([h[0].confidence for h in top5], a["conf"][:20], atol=1e-4)
+    wide = fitted.place(texts, k=fitted.conf_k + 10)
+    assert np.allclose([h[0].confidence for h in wide], [h[0].confidence for h in top5])
+    assert all(h[-1].confidence <= h[fitted.conf_k - 1].confidence for h in wide)

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from hgraph.config import RunConfig, from_dict, nest_item_settings
+from hgraph.config import RunConfig
 from hgraph.data.item_splits import ItemSplits, make_item_splits
 from hgraph.data.items import Items
 from hgraph.data.taxonomy import Taxonomy
@@ -40,7 +40,8 @@ from hgraph.results import INCOMPLETE, read_run_config
 def item_settings(flat: Mapping[str, Any], source: str = "<settings>") -> RunConfig:
     """The :class:`~hgraph.config.RunConfig` of flat item settings (the layout of
     item run folders written before the one harness)."""
-    return from_dict(nest_item_settings(dict(flat), source), source=source)
+    from hgraph.tasks.items import config_from_dict     # the one reader of flat settings
+    return config_from_dict(dict(flat), source)
 
 
 def data_key(cfg: RunConfig) -> Tuple:

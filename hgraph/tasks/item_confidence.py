@@ -37,12 +37,14 @@ def top_logits(model, data, items: np.ndarray, k: int = CONF_K) -> Tuple[np.ndar
     return np.concatenate(vals), np.concatenate(ids)
 
 
-def probabilities(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """(n, k) softmax of ``scores / temperature`` over each row."""
+def probabilities(scores: np.ndarray, temperature: float, over: int = 0) -> np.ndarray:
+    """(n, k) softmax of ``scores / temperature`` (rows best first), normalised over the
+    first ``over`` columns (0: all), as the confidence was calibrated: columns past them
+    get the probability they would have beside those."""
     z = scores / temperature
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return e / e[:, :over or None].sum(axis=1, keepdims=True)
 
 
 def _bce(scores: np.ndarray, correct: np.ndarray, temperature: float) -> float:

@@ -115,13 +115,6 @@ def run_seed(cfg: RunConfig, data: ItemData, seed: int, measure_cost: bool = Tru
     return metrics, {"history": info["history"], "arrays": arrays, "model": model}
 
 
-def default_name(cfg: RunConfig) -> str:
-    name, _, arg = cfg.data.dataset.partition(":")
-    ds = f"{name}-{Path(arg).stem}" if arg and ("/" in arg or "." in arg) else \
-        cfg.data.dataset.replace(":", "-")
-    return f"{time.strftime('%Y%m%d-%H%M%S')}_items_{ds}_{cfg.model.encoder}_{cfg.model.manifold}"
-
-
 def run(cfg: RunConfig, argv: Optional[List[str]] = None,
         resume_dir: Optional[Path] = None) -> R.RunResult:
     """Every seed of an item run into a new run folder (or ``resume_dir``, an
@@ -136,13 +129,7 @@ def run(cfg: RunConfig, argv: Optional[List[str]] = None,
     data = load_item_data(cfg, device, dtype=R.DTYPES[cfg.dtype])   # bad input: nothing written
     command = " ".join(["python", *argv]) if argv is not None else \
         "hgraph.pipeline.run(cfg) with cfg = config.json of this folder"
-    if resume_dir is None and cfg.name is None:
-        cfg_named = cfg
-        run_dir = R.new_run_dir(cfg.out, default_name(cfg))
-        R.atomic_write_text(run_dir / "config.json", cfg_named.to_json() + "\n")
-        R.atomic_write_text(run_dir / "command.txt", command + "\n")
-    else:
-        run_dir = R.open_run_dir(cfg, command, resume_dir)
+    run_dir = R.open_run_dir(cfg, command, resume_dir)
     per_seed: List[Dict[str, Any]] = []
     histories: List[Any] = []
     for seed in cfg.seeds:
