@@ -14,7 +14,10 @@
 folder holds everything placing needs besides the installed packages: the model's
 placing side (weights, or a baseline's vectors), the candidates' keys, names and
 parents, the confidence temperature, the text encoder's name and package version;
-it loads on another machine without the training data.  The shape follows
+it loads on another machine without the training data.  A run whose sentence
+encoder's top layers were trained (``item_text_layers``, ``shared_text_head``) saves
+that encoder whole in ``text_encoder/``, a sentence-transformers folder, and places
+through it.  The shape follows
 sentence-transformers (``SentenceTransformer(folder)``, ``save``, ``encode``).
 """
 from __future__ import annotations
@@ -30,8 +33,8 @@ import torch
 from hgraph.errors import HGraphInputError
 from hgraph.tasks.item_confidence import CONF_K, probabilities
 
-#: files of a saved placer folder
-WEIGHTS, META = "placer.pt", "placer.json"
+#: files of a saved placer folder (TEXT_DIR: the trained text encoder, when there is one)
+WEIGHTS, META, TEXT_DIR = "placer.pt", "placer.json", "text_encoder"
 FORMAT = 1
 
 
@@ -62,6 +65,9 @@ class Placer:
         self.conf_k = int(export.get("conf_k", CONF_K))
         self.text_encoder: str = self.settings.get("text_encoder", "minilm")
         self._paths: Dict[int, List[str]] = {}
+        #: the trained text encoder as a SentenceTransformer (a saved placer of a run
+        #: whose encoder's top layers were trained); None: the packaged encoder (+ head)
+        self._st = None
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -100,7 +106,11 @@ class Placer:
             tower, d = load_exported(path)
         except (OSError, RuntimeError, KeyError) as e:
             raise HGraphInputError(f"cannot read the saved model: {e}", file=str(path)) from None
-        return cls(d, tower, source=str(path))
+        placer = cls(d, tower, source=str(path))
+        if path.name == WEIGHTS and (folder / TEXT_DIR).is_dir() and tower is not None:
+            placer._st = _load_sentence_transformer(folder / TEXT_DIR)
+            tower.text_head = None          # inside the saved encoder
+        return placer
 
     def save(self, folder) -> Path:
         """Write ``placer.pt`` (weights, points, keys, names, parents) and ``placer.json``
@@ -109,16 +119,52 @@ class Placer:
         from hgraph.files import atomic_open, atomic_write_text
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        trained = self._tower is not None and self._tower.text_head is not None
+        if trained or self._st is not None:
+            self._save_text_encoder(folder / TEXT_DIR)
         with atomic_open(folder / WEIGHTS, "wb") as fh:
             torch.save(self._d, fh)
         meta = {"format": FORMAT, "hgraph": __version__, "kind": self.kind,
                 "encoder": self.settings.get("encoder"), "settings": self.settings,
                 "text_encoder": {"name": self.text_encoder,
-                                 "package": _text_encoder_package(self.text_encoder)},
+                                 "package": _text_encoder_package(self.text_encoder),
+                                 # the encoder with its trained top layers, a
+                                 # sentence-transformers folder (None: the package's)
+                                 "trained": TEXT_DIR if trained or self._st is not None
+                                 else None},
                 "candidates": int(len(self.cand)), "temperature": self.temperature,
                 "confidence_over_top": self.conf_k}
         atomic_write_text(folder / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return folder
+
+    def _save_text_encoder(self, out: Path) -> None:
+        """The sentence encoder with its last k layers replaced by the trained ones, as a
+        sentence-transformers folder (``SentenceTransformer(out)`` loads it anywhere):
+        written into a temporary folder beside ``out``, renamed when complete."""
+        import copy
+        import shutil
+        import tempfile
+        if self._st is not None:
+            st = self._st
+        else:
+            from hgraph.data.text import _model
+            st = copy.deepcopy(_model(self.text_encoder))
+            bert = st[0].auto_model
+            layers = self._tower.text_head.layers
+            k = len(layers)
+            dtype = next(bert.parameters()).dtype
+            for j, layer in enumerate(layers):
+                bert.encoder.layer[len(bert.encoder.layer) - k + j] = \
+                    copy.deepcopy(layer).to(dtype)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            st.save(str(tmp))
+            if out.exists():
+                shutil.rmtree(out)
+            tmp.rename(out)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
 
     # ------------------------------------------------------------------ placing
     def path(self, node: int) -> List[str]:
@@ -173,8 +219,13 @@ class Placer:
         d = self._d
         dtype = d["cat_points"].dtype if d.get("cat_points") is not None else torch.float32
         layers = int(self.settings.get("item_text_layers") or 0) if self.kind == "tower" else 0
-        x = item_input_from_texts(list(texts), self.text_encoder, layers, dtype=dtype,
-                                  precision=self.settings.get("text_precision", "float32"))
+        if self._st is not None:            # the saved trained encoder: whole texts in
+            x = torch.as_tensor(self._st.encode(list(texts), batch_size=32,
+                                                convert_to_numpy=True, show_progress_bar=False,
+                                                normalize_embeddings=True), dtype=dtype)
+        else:
+            x = item_input_from_texts(list(texts), self.text_encoder, layers, dtype=dtype,
+                                      precision=self.settings.get("text_precision", "float32"))
         if self.kind == "tower":
             zi = self._tower(x)
             return -M.pairwise_dist(self._tower.manifold, zi, d["cat_points"])
@@ -200,6 +251,19 @@ def _is_node_run(folder: Path) -> bool:
         return json.loads((folder / "config.json").read_text()).get("task", "nodes") != "items"
     except (OSError, ValueError):
         return False
+
+
+def _load_sentence_transformer(path: Path):
+    """A saved placer's trained text encoder (offline: never reaches for a hub)."""
+    import os
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+        return SentenceTransformer(str(path), device="cpu")
+    except (OSError, ValueError) as e:
+        raise HGraphInputError(f"cannot read the saved text encoder: {e}", file=str(path)) \
+            from None
 
 
 def _text_encoder_package(name: str) -> Dict[str, Optional[str]]:

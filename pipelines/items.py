@@ -277,10 +277,12 @@ def _work(args, argv) -> int:
     print(f"\n{cfg.data.dataset}: "
           f"{time.perf_counter() - t0:.0f} s\n")
     print(table(dirs))
-    cmp_ = doc.get("compare")
-    if cmp_ and all(c in dirs for c in cmp_):
-        print()
-        print(paired_markdown(paired(dirs[cmp_[0]], dirs[cmp_[1]]), *cmp_))
+    cmp_ = doc.get("compare") or []
+    # one pair [a, b] or a list of pairs [[a, b], [c, d]]
+    for pair in ([cmp_] if cmp_ and isinstance(cmp_[0], str) else cmp_):
+        if all(c in dirs for c in pair):
+            print()
+            print(paired_markdown(paired(dirs[pair[0]], dirs[pair[1]]), *pair))
     from hgraph.tasks.items_report import plot_comparison
     pic = Path(cfg.out) / "comparison.png"
     plot_comparison(dirs, pic, f"{cfg.data.dataset}"

@@ -446,7 +446,7 @@ def test_shared_text_head_encodes_the_categories_with_the_kept_weights(tmp_path)
         frozen = tower.tower(data.x_nodes[cand])
     assert torch.allclose(d["cat_points"], mine, atol=1e-5)
     assert not torch.allclose(d["cat_points"], frozen, atol=1e-4)
-    for bad in (dict(encoder="ramen"), dict(encoder="hgcn", item_text_layers=1)):
+    for bad in (dict(encoder="ramen"), dict(encoder="shallow", item_text_layers=1)):
         with pytest.raises(HGraphInputError, match="shared_text_head"):
             config_from_dict({"shared_text_head": True, **bad})
 

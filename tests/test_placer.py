@@ -134,3 +134,42 @@ def test_placed_confidence_is_the_calibrated_one_whatever_k(fitted):
     wide = fitted.place(texts, k=fitted.conf_k + 10)
     assert np.allclose([h[0].confidence for h in wide], [h[0].confidence for h in top5])
     assert all(h[-1].confidence <= h[fitted.conf_k - 1].confidence for h in wide)
+
+
+@pytest.mark.xdist_group("minilm")
+def test_a_trained_text_encoder_is_saved_whole_and_places_offline(tmp_path):
+    """A run whose sentence encoder's last layer was trained on both sides (the issue-31
+    setting of the best ICD-10-CM run, here on the slice) saves that encoder as a
+    sentence-transformers folder; loaded in a fresh process it places as the run did,
+    names returned, and its vectors are the trained layer's, not the packaged encoder's."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from hgraph.data.text import _model
+    fitted = Placer.fit(encoder="hgcn", item_text_layers=1, shared_text_head=True,
+                        out=str(tmp_path / "runs"), **{**SLICE, "epochs": 3})
+    here = fitted.place(TEXTS, k=4)
+    saved = fitted.save(tmp_path / "p")
+    meta = json.loads((saved / "placer.json").read_text())
+    assert meta["text_encoder"]["trained"] == "text_encoder"
+    st = SentenceTransformer(str(saved / "text_encoder"), device="cpu")
+    trained = st.encode(TEXTS, normalize_embeddings=True)
+    packaged = _model("minilm").encode(TEXTS, normalize_embeddings=True)
+    assert np.abs(trained - packaged).max() > 1e-3            # the trained layer is carried
+    # ... and equals the run's head on the frozen lower layers' (float16) token states
+    tower = fitted._tower
+    from hgraph.tasks.item_data import item_input_from_texts
+    with torch.no_grad():
+        head = tower.text_head(*item_input_from_texts(TEXTS, "minilm", 1))
+    assert np.allclose(trained, head.numpy(), atol=5e-3)
+    code = ("import json, sys\nfrom hgraph import Placer\n"
+            "p = Placer.load(sys.argv[1])\n"
+            "print(json.dumps([[h.__dict__ for h in r] for r in p.place(sys.argv[2:], k=4)]))")
+    r = subprocess.run([sys.executable, "-c", code, str(saved), *TEXTS], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300,
+                       env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+                            "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+    assert r.returncode == 0, r.stderr
+    there = json.loads(r.stdout.strip().splitlines()[-1])
+    for a, b in zip(here, there):
+        assert a[0].key == b[0]["key"] and b[0]["name"] and b[0]["path"][-1] == b[0]["name"]
+        assert np.allclose([h.score for h in a], [h["score"] for h in b], atol=2e-2)

@@ -85,9 +85,12 @@ def validate_items(cfg: RunConfig, bad) -> None:
     it, m, t = cfg.items, cfg.model, cfg.train
     if it.item_text_layers < 0 or it.item_adapter < 0 or it.category_context < 0:
         bad("items.item_text_layers, item_adapter and category_context are >= 0")
-    if it.shared_text_head and (not it.item_text_layers or m.encoder != "ramen"):
-        bad("items.shared_text_head needs item_text_layers >= 1 and the ramen encoder "
-            "(categories through the tower from their text)")
+    if it.shared_text_head and (not it.item_text_layers or m.encoder not in ("ramen", "hgcn")):
+        bad("items.shared_text_head needs item_text_layers >= 1 and the ramen or hgcn "
+            "encoder (categories from their text)")
+    if it.reg_through_text and not it.shared_text_head:
+        bad("items.reg_through_text needs shared_text_head (the categories' text through "
+            "the trained layers)", fix="add --shared-text-head --item-text-layers 1")
     if it.rerank and it.rerank < 10:
         bad(f"items.rerank is 0 (off) or a list length >= 10, not {it.rerank}",
             fix="rerank: 20")

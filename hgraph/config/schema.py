@@ -253,7 +253,11 @@ class ItemsConfig:
     text_lr: float = opt(2e-5, "items: Adam rate of those text layers")
     shared_text_head: bool = opt(False, "items: the trained text layers encode the categories "
                                  "too (re-encoded after every epoch; needs item_text_layers "
-                                 ">= 1 and encoder ramen)")
+                                 ">= 1 and encoder ramen or hgcn)")
+    reg_through_text: bool = opt(False, "items, shared_text_head: the graph regulariser's "
+                                 "categories are encoded through the trained text layers at "
+                                 "each step (its gradient reaches them), not read from the "
+                                 "last refresh")
     calibrate: bool = opt(False, "items: also score test with calibrated stacking (a twin "
                           "model trained without a further share of categories chooses a "
                           "distance handicap for seen categories on validation)")

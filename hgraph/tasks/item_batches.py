@@ -89,6 +89,16 @@ def _softmax_loss(model: ItemModel, data: ItemData, zi: Tensor, zc: Tensor, item
                                                                device=zi.device))
 
 
+def mean_cosine(x: Tensor) -> float:
+    """Mean cosine over all pairs of distinct rows of ``x`` (n, F), exactly, in O(nF):
+    with unit rows u_i, sum_{i != j} u_i . u_j = |sum_i u_i|^2 - n."""
+    n = x.shape[0]
+    if n < 2:
+        return float("nan")
+    s = nn.functional.normalize(x.double(), dim=-1).sum(0)
+    return float(((s @ s) - n) / (n * (n - 1)))
+
+
 class ItemBatches(Batches):
     """The item task's steps, validation and per-epoch state (see the module doc)."""
 
@@ -162,8 +172,11 @@ class ItemBatches(Batches):
         if self.reg is not None:
             anchors = rng.choice(data.cand, size=it.reg_anchors)
             samples = self.reg.sample(anchors, rng)
-            ids = self.reg.nodes(samples)
-            z = model.categories(torch.as_tensor(ids, device=dev))
+            ids = torch.as_tensor(self.reg.nodes(samples), device=dev)
+            # through the shared text head (RAMEN's regulariser acting on the encoder),
+            # or from the last refresh (then it trains the tower only)
+            z = model.fresh_categories(ids) if it.reg_through_text else model.categories(ids)
+            ids = ids.cpu().numpy()
             parts = self.reg.loss(model.manifold, z, lambda a: np.searchsorted(ids, a), samples)
             reg = sum(parts.values())
             reg_val = float(reg.detach())
@@ -174,6 +187,21 @@ class ItemBatches(Batches):
     def end_epoch(self, model) -> None:
         if model.node_states is not None:
             model.refresh_categories()
+
+    def epoch_stats(self, model) -> Dict[str, float]:
+        """The anisotropy of the candidates (:func:`mean_cosine`): of their points'
+        tangent vectors (``cat_cos``) and, with a shared text head, of its text vectors
+        (``text_cos``).  A trained encoder that collapses the categories toward one
+        direction shows here first (measured on ICD-10-CM with all six layers
+        trained: random code pairs' cosine 0.16 -> 0.41)."""
+        out = {}
+        if model.node_states is not None:
+            out["text_cos"] = mean_cosine(model.x_nodes[torch.as_tensor(self.data.cand,
+                                                         device=model.x_nodes.device)])
+        with torch.no_grad():
+            out["cat_cos"] = mean_cosine(M.logmap0(model.manifold,
+                                                   embed_categories(model, self.data.cand)))
+        return out
 
     def validates(self) -> bool:
         return len(self.val_items) > 0
@@ -202,4 +230,4 @@ class ItemBatches(Batches):
             model.x_nodes = snap
 
 
-__all__ = ["mine_negatives", "item_optimizer", "ItemBatches"]
+__all__ = ["mine_negatives", "item_optimizer", "mean_cosine", "ItemBatches"]

@@ -313,6 +313,18 @@ class GraphModel(ItemModel):
         u = u if ids is None else u[ids]
         return M.expmap0(self.manifold, u)
 
+    def fresh_categories(self, ids: Tensor) -> Tensor:
+        """Points of categories ``ids`` with their text re-encoded now through the
+        shared text head (gradients into it) and their neighbours' vectors read from
+        the last refresh of ``x_nodes``: historical embeddings, as GNNAutoScale keeps
+        them (Fey et al., ICML 2021).  The alternative, encoding each batch's 2-hop
+        neighbourhoods live, puts thousands of ICD-10-CM codes through the head per
+        step instead of the batch's few hundred.  ``ids`` must be distinct."""
+        x = self.x_nodes.index_copy(0, ids, self.node_vectors(ids))
+        N = x.shape[0]
+        u = self._tangent(x, self.edge_index, torch.arange(N, device=x.device))
+        return M.expmap0(self.manifold, u[ids])
+
     def new_categories(self, x_all: Tensor, edge_index: Tensor, nodes: Tensor) -> Tensor:
         from torch_geometric.utils import k_hop_subgraph
         subset, sub_ei, mapping, _ = k_hop_subgraph(nodes, len(self.gcn.blocks), edge_index,

@@ -66,6 +66,10 @@ class Batches:
     def end_epoch(self, model) -> None:
         """After the last step of an epoch, before validation."""
 
+    def epoch_stats(self, model) -> Dict[str, float]:
+        """Numbers added to each epoch's history record (the untrained epoch 0's too)."""
+        return {}
+
     def validates(self) -> bool:
         return False
 

@@ -194,7 +194,7 @@ def _train(model, data: Batches, cfg, *, device, seed, progress, on_epoch, check
     if data.validates() and data.validate_at_start and start_epoch == 0 and not res.history:
         score = dist.from_main(data.validate, model)        # the untrained model: epoch 0
         res.history.append({"epoch": 0, "loss": float("nan"), "time_s": 0.0,
-                            "val_" + data.val_name: score})
+                            "val_" + data.val_name: score, **data.epoch_stats(model)})
         keep(score, 0)
     end_epoch = res.epochs_run if res.stopped_early else cfg.epochs   # stopped: nothing left
     bar = tqdm(range(start_epoch, end_epoch), desc="train", unit="epoch", dynamic_ncols=True,
@@ -257,7 +257,8 @@ def _train(model, data: Batches, cfg, *, device, seed, progress, on_epoch, check
         data.end_epoch(model)
         rec: Dict[str, float] = {"epoch": epoch + 1, "loss": total / max(count, 1),
                                  "lr": opt.param_groups[0]["lr"],
-                                 "time_s": time.perf_counter() - t_start}
+                                 "time_s": time.perf_counter() - t_start,
+                                 **data.epoch_stats(model)}
         if data.has_reg:
             rec["reg"] = reg_total / max(count, 1)
         if M.kind(model.manifold) != "euclidean":
