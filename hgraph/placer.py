@@ -220,9 +220,11 @@ class Placer:
         dtype = d["cat_points"].dtype if d.get("cat_points") is not None else torch.float32
         layers = int(self.settings.get("item_text_layers") or 0) if self.kind == "tower" else 0
         if self._st is not None:            # the saved trained encoder: whole texts in
-            x = torch.as_tensor(self._st.encode(list(texts), batch_size=32,
-                                                convert_to_numpy=True, show_progress_bar=False,
-                                                normalize_embeddings=True), dtype=dtype)
+            with torch.autocast(self._st.device.type, dtype=torch.bfloat16,
+                                enabled=self.settings.get("text_precision") == "bfloat16"):
+                z = self._st.encode(list(texts), batch_size=32, convert_to_tensor=True,
+                                    show_progress_bar=False, normalize_embeddings=True)
+            x = z.to(dtype).cpu()
         else:
             x = item_input_from_texts(list(texts), self.text_encoder, layers, dtype=dtype,
                                       precision=self.settings.get("text_precision", "float32"))

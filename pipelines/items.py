@@ -180,7 +180,9 @@ def report(folder: Path) -> int:
              "hgcn_text1", "hgcn_text1 calibrated", "ramen_shared1", "ramen_shared1_long",
              "ramen_context1", "features_rr reranked", "ramen_rr", "ramen_rr calibrated",
              "ramen_rr reranked", "hgcn_rr", "hgcn_rr calibrated", "hgcn_rr reranked",
-             "ramen_text1_rr", "ramen_text1_rr calibrated", "ramen_text1_rr reranked"]
+             "ramen_text1_rr", "ramen_text1_rr calibrated", "ramen_text1_rr reranked",
+             "hgcn_shared1", "ramen_shared", "hgcn_shared", "ramen_shared_regtext",
+             "ramen_shared2"]
     found = {p.parent.name: str(p.parent) for p in sorted(folder.glob("*/metrics.json"))}
     if not found:
         raise HGraphInputError("no finished run here", file=str(folder))
@@ -213,12 +215,20 @@ def report(folder: Path) -> int:
                  ("hgcn_rr reranked", "hgcn_rr"), ("hgcn_rr reranked", "ramen_rr reranked"),
                  ("ramen_text1_rr reranked", "ramen_text1_rr"),
                  ("ramen_text1_rr reranked", "ramen_text1_rr calibrated"),
-                 ("features_rr reranked", "features")):
+                 ("features_rr reranked", "features"),
+                 # issue 31: trained text encoder vs frozen, and HGCN vs RAMEN on it
+                 ("hgcn_shared1", "hgcn"), ("hgcn_shared1", "ramen_shared1"),
+                 ("ramen_shared", "ramen"), ("hgcn_shared", "hgcn"),
+                 ("hgcn_shared", "ramen_shared"), ("ramen_shared_regtext", "ramen_shared"),
+                 ("ramen_shared2", "ramen_shared"), ("ramen_mpnet", "ramen"),
+                 ("hgcn_mpnet", "hgcn"), ("hgcn_mpnet", "ramen_mpnet")):
         if a in found and b in found:
             print()
             print(paired_markdown(paired(found[a], found[b], slices=("all", "seen", "zero")
                                          if (a, b) not in (("hgcn", "ramen"),
-                                                           ("hgcn_text1", "ramen_text1"))
+                                                           ("hgcn_text1", "ramen_text1"),
+                                                           ("hgcn_shared1", "ramen_shared1"),
+                                                           ("hgcn_shared", "ramen_shared"))
                                          else
                                          ("all", "seen", "head", "tail", "zero")), a, b))
     return 0

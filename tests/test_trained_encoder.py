@@ -127,3 +127,25 @@ def test_the_regulariser_acts_through_the_head_and_epochs_record_anisotropy(thro
         assert -1 <= r["cat_cos"] <= 1 and -1 <= r["text_cos"] <= 1
     # untrained, the head's vectors are the frozen encoder's: their anisotropy too
     assert h[0]["text_cos"] == pytest.approx(mean_cosine(data.x_nodes[data.cand]), abs=2e-3)
+
+
+@pytest.mark.xdist_group("minilm")
+def test_the_trained_layers_run_in_mixed_precision_with_float32_out():
+    """text_precision bfloat16: the trained head's layers under bfloat16 autocast (what a
+    GPU run uses; tested here on the CPU's autocast), float32 vectors out, within bfloat16's
+    rounding of the float32 head's, gradients finite."""
+    from hgraph.data.text import token_states
+    from hgraph.tasks.item_models import TextHead
+    texts = ["Small nose", "bleeding from the nose", "Abnormal nasal septum of the nose"]
+    st, ln = token_states(texts, skip_last=1, progress=False, cache=False)
+    st, ln = torch.as_tensor(st).float(), torch.as_tensor(ln)
+    head = TextHead.from_encoder("minilm", 1).eval()
+    ref = head(st, ln)
+    head.precision = "bfloat16"
+    got = head(st, ln)
+    assert got.dtype == torch.float32
+    assert (got * ref).sum(-1).min() > 0.995                 # cosine to float32's
+    head.train()
+    head(st, ln).sum().backward()
+    grads = [p.grad for p in head.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)

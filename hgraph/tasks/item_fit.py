@@ -38,6 +38,8 @@ def build(cfg: RunConfig, data: ItemData, sp: ItemSplits, seed: int):
                                                                      cfg.items.item_text_layers)
                                      if cfg.items.item_text_layers else None)
     model = model.to(device=data.x_nodes.device, dtype=data.x_nodes.dtype)
+    if model.text_head is not None:             # mixed precision for the trained layers
+        model.text_head.precision = cfg.data.text_precision
     if data.node_states is not None:
         model.share_text_head(data.node_states)
     return model

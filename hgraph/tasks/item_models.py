@@ -75,9 +75,13 @@ class TextHead(nn.Module):
     it fine-tunes the encoder's top for items without re-encoding the
     categories (whose vectors stay the frozen encoder's)."""
 
-    def __init__(self, layers: nn.ModuleList):
+    def __init__(self, layers: nn.ModuleList, precision: str = "float32"):
         super().__init__()
         self.layers = layers
+        #: the layers' arithmetic: "float32", or "bfloat16" autocast (mixed precision:
+        #: ``data.text_precision``; meant for a GPU, slower on an AVX2-only CPU); the
+        #: pooled vector is float32 (the states' dtype) either way
+        self.precision = precision
 
     @classmethod
     def from_encoder(cls, model: str, k: int) -> "TextHead":
@@ -105,9 +109,13 @@ class TextHead(nn.Module):
         keep = torch.arange(T, device=h.device)[None, :] < lengths[:, None]
         # additive attention mask over the keys, as BERT builds it
         mask = (~keep)[:, None, None, :].to(h.dtype) * torch.finfo(h.dtype).min
-        for layer in self.layers:
-            out = layer(h, attention_mask=mask)
-            h = out[0] if isinstance(out, tuple) else out
+        dtype = h.dtype
+        with torch.autocast(h.device.type, dtype=torch.bfloat16,
+                            enabled=self.precision == "bfloat16"):
+            for layer in self.layers:
+                out = layer(h, attention_mask=mask)
+                h = out[0] if isinstance(out, tuple) else out
+        h = h.to(dtype)
         w = keep.to(h.dtype)[..., None]
         return nn.functional.normalize((h * w).sum(1) / w.sum(1), dim=-1)
 
