@@ -30,6 +30,15 @@ Loss ``--loss hit``: HiT's hyperbolic clustering triplet loss
 ``--loss ranking``: the project's ranking loss (softmax over -d, the ``ramen``
 preset's loss) plus the same centripetal term.
 
+``--text-layers K`` trains the sentence encoder's last K transformer layers too
+(:class:`hgraph.tasks.item_models.TextHead` over cached token states of the five
+frozen lower layers, rate ``--text-lr``), as HiT fine-tunes its transformer: each
+step's children are encoded through the head now (gradients into it); parents and
+negatives are read from the vectors of the last refresh (all entities re-encoded
+after every epoch), so the positive and the negatives are equally stale and the
+loss cannot be lowered by moving fresh points away from stale ones (the shortcut
+measured on ICD-10-CM, issue 31).  Validation and test read the refreshed vectors.
+
 Scoring is HiT's: ``s = d(c, p) + lambda * (|p| - |c|)``, lower = subsumption;
 ``lambda`` in 0.01, 0.11, ..., 4.91 (stopping at the first step that does
 not improve) and the threshold on a grid of 0.01, both maximising F1 on the
@@ -63,7 +72,7 @@ from hgraph import manifolds as M                                   # noqa: E402
 from hgraph.data.hit_split import (build_hit_split, hit_entity_names,  # noqa: E402
                                    siblings_matrix, wordnet_hypernym_edges)
 from hgraph.data.pairs import NegativeSampler                       # noqa: E402
-from hgraph.data.text import encode_texts, text_features            # noqa: E402
+from hgraph.data.text import encode_texts, node_texts, text_features  # noqa: E402
 from hgraph.data.wordnet import load_wordnet                        # noqa: E402
 from hgraph.losses import margin_hinge, ranking_loss                # noqa: E402
 from hgraph.nn.ramen import RamenEncoder                            # noqa: E402
@@ -198,7 +207,40 @@ class Negatives:
         return np.concatenate([self._hard(child, rnd[:, h:], self.k - h), rnd[:, :h]], 1), ok
 
 
-def train_epoch(model, manifold, opt, x, split, negs, args, epoch):
+class HeadFeatures:
+    """``--text-layers K``: the trained top of the sentence encoder over cached token
+    states of each entity's text (one row per distinct text), its vectors of every
+    entity refreshed after each epoch (``x``)."""
+
+    def __init__(self, names, k: int):
+        from hgraph.data.text import token_states
+        from hgraph.tasks.item_models import TextHead
+        uniq = sorted(set(names))
+        where = {t: i for i, t in enumerate(uniq)}
+        self.row = torch.as_tensor([where[t] for t in names])
+        st, ln = token_states(uniq, skip_last=k, progress=True)
+        self.states, self.lengths = torch.as_tensor(st), torch.as_tensor(ln)
+        self.head = TextHead.from_encoder("minilm", k)
+        self.x = self.refresh()
+
+    def vectors(self, ent: Tensor) -> Tensor:
+        """(n, F) the head's vectors of entities ``ent`` now (with gradients)."""
+        u = self.row[ent]
+        return self.head(self.states[u].float(), self.lengths[u])
+
+    @torch.no_grad()
+    def refresh(self, chunk: int = 8192) -> Tensor:
+        self.head.eval()
+        n = len(self.lengths)
+        v = torch.cat([self.head(self.states[a:a + chunk].float(), self.lengths[a:a + chunk])
+                       for a in range(0, n, chunk)])
+        self.head.train()
+        self.x = v[self.row]
+        return self.x
+
+
+def train_epoch(model, manifold, opt, x, split, negs, args, epoch, live=None):
+    """One epoch; ``live`` (a :class:`HeadFeatures`): the children through its head now."""
     model.train()
     rng = np.random.default_rng([args.seed, epoch])
     pos = split.train.pos[rng.permutation(len(split.train))]
@@ -210,6 +252,8 @@ def train_epoch(model, manifold, opt, x, split, negs, args, epoch):
         z = model(x[torch.as_tensor(ids)])
         inv = torch.as_tensor(inv)
         zc, zp = z[inv[:len(b) * 2:2]], z[inv[1:len(b) * 2:2]]
+        if live is not None:
+            zc = model(live.vectors(torch.as_tensor(b[:, 0])))
         zn = z[inv[len(b) * 2:]].view(len(b), neg.shape[1], -1)
         mask = torch.as_tensor(ok)
         if args.loss == "hit":
@@ -267,6 +311,9 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (and the last)")
     ap.add_argument("--seed", type=int, default=0, help="tower init and training order")
     ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--text-layers", type=int, default=0,
+                    help="train the sentence encoder's last K layers too (0: frozen vectors)")
+    ap.add_argument("--text-lr", type=float, default=2e-5, help="Adam rate of those layers")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -291,7 +338,13 @@ def main(argv=None) -> int:
     print("split", rec["split"], f"{rec['wall_split_s']:.1f}s", flush=True)
 
     t = time.perf_counter()
-    x = torch.as_tensor(features(tax, args.features), dtype=torch.float32)
+    live = None
+    if args.text_layers:
+        names = hit_entity_names(tax) if args.features == "name" else node_texts(tax)
+        live = HeadFeatures(names, args.text_layers)
+        x = live.x
+    else:
+        x = torch.as_tensor(features(tax, args.features), dtype=torch.float32)
     rec["wall_features_s"] = time.perf_counter() - t
 
     manifold = M.make_poincare(args.curvature)
@@ -308,11 +361,16 @@ def main(argv=None) -> int:
     rec["epochs"] = []
     if args.epochs > 0:
         negs = Negatives(split, args.train_negatives, args.negatives, args.seed)
-        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        groups = [{"params": list(model.parameters()), "lr": args.lr}]
+        if live is not None:
+            groups.append({"params": list(live.head.parameters()), "lr": args.text_lr})
+        opt = torch.optim.Adam(groups, lr=args.lr)
         t_train = 0.0
         for ep in range(1, args.epochs + 1):
             t = time.perf_counter()
-            loss = train_epoch(model, manifold, opt, x, split, negs, args, ep)
+            loss = train_epoch(model, manifold, opt, x, split, negs, args, ep, live)
+            if live is not None:
+                x = live.refresh()
             dt = time.perf_counter() - t
             t_train += dt
             if ep % args.eval_every and ep != args.epochs:

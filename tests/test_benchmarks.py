@@ -149,3 +149,39 @@ def test_abstention_and_placer_speed_tiny(tmp_path, capsys):
     assert _module("placer_speed").main(["--run", str(res.run_dir), "--n", "40"]) == 0
     out = capsys.readouterr().out
     assert "40 texts" in out and "place, warm" in out
+
+
+@pytest.mark.xdist_group("minilm")
+def test_hit_probe_trains_the_encoder_top_on_children_against_the_refresh():
+    """hit_wordnet --text-layers: children go through the trained head now; parents and
+    negatives are read from the last refresh; the refresh after the epoch carries the
+    trained head (vectors move), one row per entity even where names repeat."""
+    import types
+    import numpy as np
+    import torch
+    from hgraph import manifolds as M
+    from hgraph.nn.ramen import RamenEncoder
+    hit = _module("hit_wordnet")
+    names = ["dog", "cat", "animal", "pet", "dog"]
+    live = hit.HeadFeatures(names, 1)
+    x0 = live.x.clone()
+    assert x0.shape == (5, 384) and torch.equal(x0[0], x0[4])
+    pos = np.array([[0, 2], [1, 2], [3, 2], [4, 3]])
+    split.train = type("T", (), {"pos": pos, "__len__": lambda self: len(pos)})()
+    seen = []
+    vectors = live.vectors
+    live.vectors = lambda ent: (seen.append(ent.tolist()), vectors(ent))[1]
+
+    def negs(child):
+        return np.full((len(child), 2), 1), np.ones((len(child), 2), dtype=bool)
+    ball = M.make_poincare(1.0)
+    model = RamenEncoder(ball, dim=384, in_dim=384, hidden=16, layers=2, residual=True)
+    opt = torch.optim.Adam([{"params": list(model.parameters()), "lr": 1e-3},
+                            {"params": list(live.head.parameters()), "lr": 1e-3}])
+    args = types.SimpleNamespace(seed=0, batch_size=2, loss="hit", cluster_margin=1.0,
+                                 centri_margin=0.1, centri_weight=1.0)
+    loss = hit.train_epoch(model, ball, opt, live.x, split, negs, args, 1, live)
+    assert np.isfinite(loss)
+    assert sorted(sum(seen, [])) == [0, 1, 3, 4]            # the children, each once
+    x1 = live.refresh()
+    assert not torch.allclose(x1, x0) and torch.equal(x1[0], x1[4])
