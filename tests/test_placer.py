@@ -137,15 +137,17 @@ def test_placed_confidence_is_the_calibrated_one_whatever_k(fitted):
 
 
 @pytest.mark.xdist_group("minilm")
-def test_a_trained_text_encoder_is_saved_whole_and_places_offline(tmp_path):
+@pytest.mark.parametrize("encoder", ["ramen", "hgcn"])
+def test_a_trained_text_encoder_is_saved_whole_and_places_offline(encoder, tmp_path):
     """A run whose sentence encoder's last layer was trained on both sides (the issue-31
-    setting of the best ICD-10-CM run, here on the slice) saves that encoder as a
+    setting of the best ICD-10-CM run with a trained encoder, ramen_shared1_long, here on
+    the slice; and its HGCN twin) saves that encoder as a
     sentence-transformers folder; loaded in a fresh process it places as the run did,
     names returned, and its vectors are the trained layer's, not the packaged encoder's."""
     import torch
     from sentence_transformers import SentenceTransformer
     from hgraph.data.text import _model
-    fitted = Placer.fit(encoder="hgcn", item_text_layers=1, shared_text_head=True,
+    fitted = Placer.fit(encoder=encoder, item_text_layers=1, shared_text_head=True,
                         out=str(tmp_path / "runs"), **{**SLICE, "epochs": 3})
     here = fitted.place(TEXTS, k=4)
     saved = fitted.save(tmp_path / "p")
