@@ -37,7 +37,8 @@ step's children are encoded through the head now (gradients into it); parents an
 negatives are read from the vectors of the last refresh (all entities re-encoded
 after every epoch), so the positive and the negatives are equally stale and the
 loss cannot be lowered by moving fresh points away from stale ones (the shortcut
-measured on ICD-10-CM, issue 31).  Validation and test read the refreshed vectors.
+measured on ICD-10-CM, issue 31); ``--refresh-every N`` re-encodes them every N steps
+too.  Validation and test read the refreshed vectors.
 
 Scoring is HiT's: ``s = d(c, p) + lambda * (|p| - |c|)``, lower = subsumption;
 ``lambda`` in 0.01, 0.11, ..., 4.91 (stopping at the first step that does
@@ -240,12 +241,16 @@ class HeadFeatures:
 
 
 def train_epoch(model, manifold, opt, x, split, negs, args, epoch, live=None):
-    """One epoch; ``live`` (a :class:`HeadFeatures`): the children through its head now."""
+    """One epoch; ``live`` (a :class:`HeadFeatures`): the children through its head now,
+    the other vectors re-encoded every ``args.refresh_every`` steps (0: after the epoch)."""
     model.train()
     rng = np.random.default_rng([args.seed, epoch])
     pos = split.train.pos[rng.permutation(len(split.train))]
     tot, n = 0.0, 0
-    for i in range(0, len(pos), args.batch_size):
+    every = getattr(args, "refresh_every", 0) or 0
+    for step, i in enumerate(range(0, len(pos), args.batch_size)):
+        if live is not None and every and step and step % every == 0:
+            x = live.refresh()
         b = pos[i:i + args.batch_size]
         neg, ok = negs(b[:, 0])
         ids, inv = np.unique(np.concatenate([b.reshape(-1), neg.reshape(-1)]), return_inverse=True)
@@ -314,6 +319,9 @@ def main(argv=None) -> int:
     ap.add_argument("--text-layers", type=int, default=0,
                     help="train the sentence encoder's last K layers too (0: frozen vectors)")
     ap.add_argument("--text-lr", type=float, default=2e-5, help="Adam rate of those layers")
+    ap.add_argument("--refresh-every", type=int, default=0,
+                    help="with --text-layers: re-encode every entity every N steps too "
+                         "(0: after each epoch only)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)

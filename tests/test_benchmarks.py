@@ -167,7 +167,8 @@ def test_hit_probe_trains_the_encoder_top_on_children_against_the_refresh():
     x0 = live.x.clone()
     assert x0.shape == (5, 384) and torch.equal(x0[0], x0[4])
     pos = np.array([[0, 2], [1, 2], [3, 2], [4, 3]])
-    split.train = type("T", (), {"pos": pos, "__len__": lambda self: len(pos)})()
+    split = types.SimpleNamespace(
+        train=type("T", (), {"pos": pos, "__len__": lambda self: len(pos)})())
     seen = []
     vectors = live.vectors
     live.vectors = lambda ent: (seen.append(ent.tolist()), vectors(ent))[1]
@@ -185,3 +186,10 @@ def test_hit_probe_trains_the_encoder_top_on_children_against_the_refresh():
     assert sorted(sum(seen, [])) == [0, 1, 3, 4]            # the children, each once
     x1 = live.refresh()
     assert not torch.allclose(x1, x0) and torch.equal(x1[0], x1[4])
+    # --refresh-every 1: re-encoded before every step but the first (2 steps: once)
+    refreshed = []
+    refresh = live.refresh
+    live.refresh = lambda: (refreshed.append(1), refresh())[1]
+    args.refresh_every = 1
+    hit.train_epoch(model, ball, opt, live.x, split, negs, args, 2, live)
+    assert len(refreshed) == 1
