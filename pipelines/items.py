@@ -220,7 +220,8 @@ def report(folder: Path) -> int:
                  ("hgcn_shared1", "hgcn"), ("hgcn_shared1", "ramen_shared1"),
                  ("ramen_shared", "ramen"), ("hgcn_shared", "hgcn"),
                  ("hgcn_shared", "ramen_shared"), ("ramen_shared_regtext", "ramen_shared"),
-                 ("ramen_shared2", "ramen_shared"), ("ramen_mpnet", "ramen"),
+                 ("ramen_shared2", "ramen_shared"), ("ramen_shared2", "ramen"),
+                 ("ramen_shared2", "ramen_mpnet"), ("ramen_mpnet", "ramen"),
                  ("hgcn_mpnet", "hgcn"), ("hgcn_mpnet", "ramen_mpnet")):
         if a in found and b in found:
             print()
