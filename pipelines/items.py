@@ -182,7 +182,7 @@ def report(folder: Path) -> int:
              "ramen_rr reranked", "hgcn_rr", "hgcn_rr calibrated", "hgcn_rr reranked",
              "ramen_text1_rr", "ramen_text1_rr calibrated", "ramen_text1_rr reranked",
              "hgcn_shared1", "ramen_shared", "hgcn_shared", "ramen_shared_regtext",
-             "ramen_shared2"]
+             "ramen_shared2", "hgcn_shared2"]
     found = {p.parent.name: str(p.parent) for p in sorted(folder.glob("*/metrics.json"))}
     if not found:
         raise HGraphInputError("no finished run here", file=str(folder))
@@ -221,7 +221,8 @@ def report(folder: Path) -> int:
                  ("ramen_shared", "ramen"), ("hgcn_shared", "hgcn"),
                  ("hgcn_shared", "ramen_shared"), ("ramen_shared_regtext", "ramen_shared"),
                  ("ramen_shared2", "ramen_shared"), ("ramen_shared2", "ramen"),
-                 ("ramen_shared2", "ramen_mpnet"), ("ramen_mpnet", "ramen"),
+                 ("ramen_shared2", "ramen_mpnet"), ("hgcn_shared2", "hgcn"),
+                 ("hgcn_shared2", "ramen_shared2"), ("ramen_mpnet", "ramen"),
                  ("hgcn_mpnet", "hgcn"), ("hgcn_mpnet", "ramen_mpnet")):
         if a in found and b in found:
             print()
@@ -229,7 +230,8 @@ def report(folder: Path) -> int:
                                          if (a, b) not in (("hgcn", "ramen"),
                                                            ("hgcn_text1", "ramen_text1"),
                                                            ("hgcn_shared1", "ramen_shared1"),
-                                                           ("hgcn_shared", "ramen_shared"))
+                                                           ("hgcn_shared", "ramen_shared"),
+                                                           ("hgcn_shared2", "ramen_shared2"))
                                          else
                                          ("all", "seen", "head", "tail", "zero")), a, b))
     return 0
