@@ -247,7 +247,7 @@ def train_epoch(model, manifold, opt, x, split, negs, args, epoch, live=None):
     rng = np.random.default_rng([args.seed, epoch])
     pos = split.train.pos[rng.permutation(len(split.train))]
     tot, n = 0.0, 0
-    every = getattr(args, "refresh_every", 0) or 0
+    every = args.refresh_every
     for step, i in enumerate(range(0, len(pos), args.batch_size)):
         if live is not None and every and step and step % every == 0:
             x = live.refresh()

@@ -141,21 +141,10 @@ class Placer:
         """The sentence encoder with its last k layers replaced by the trained ones, as a
         sentence-transformers folder (``SentenceTransformer(out)`` loads it anywhere):
         written into a temporary folder beside ``out``, renamed when complete."""
-        import copy
         import shutil
         import tempfile
-        if self._st is not None:
-            st = self._st
-        else:
-            from hgraph.data.text import _model
-            st = copy.deepcopy(_model(self.text_encoder))
-            bert = st[0].auto_model
-            layers = self._tower.text_head.layers
-            k = len(layers)
-            dtype = next(bert.parameters()).dtype
-            for j, layer in enumerate(layers):
-                bert.encoder.layer[len(bert.encoder.layer) - k + j] = \
-                    copy.deepcopy(layer).to(dtype)
+        st = self._st if self._st is not None else \
+            self._tower.text_head.into_encoder(self.text_encoder)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         try:
             st.save(str(tmp))
@@ -220,11 +209,9 @@ class Placer:
         dtype = d["cat_points"].dtype if d.get("cat_points") is not None else torch.float32
         layers = int(self.settings.get("item_text_layers") or 0) if self.kind == "tower" else 0
         if self._st is not None:            # the saved trained encoder: whole texts in
-            with torch.autocast(self._st.device.type, dtype=torch.bfloat16,
-                                enabled=self.settings.get("text_precision") == "bfloat16"):
-                z = self._st.encode(list(texts), batch_size=32, convert_to_tensor=True,
-                                    show_progress_bar=False, normalize_embeddings=True)
-            x = z.to(dtype).cpu()
+            from hgraph.data.text import encode_with
+            x = torch.as_tensor(encode_with(self._st, texts, precision=self.settings.get(
+                "text_precision", "float32")), dtype=dtype)
         else:
             x = item_input_from_texts(list(texts), self.text_encoder, layers, dtype=dtype,
                                       precision=self.settings.get("text_precision", "float32"))
@@ -257,12 +244,9 @@ def _is_node_run(folder: Path) -> bool:
 
 def _load_sentence_transformer(path: Path):
     """A saved placer's trained text encoder (offline: never reaches for a hub)."""
-    import os
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from hgraph.data.text import load_sentence_transformer
     try:
-        from sentence_transformers import SentenceTransformer
-        return SentenceTransformer(str(path), device="cpu")
+        return load_sentence_transformer(path)
     except (OSError, ValueError) as e:
         raise HGraphInputError(f"cannot read the saved text encoder: {e}", file=str(path)) \
             from None

@@ -180,7 +180,7 @@ def test_hit_probe_trains_the_encoder_top_on_children_against_the_refresh():
     opt = torch.optim.Adam([{"params": list(model.parameters()), "lr": 1e-3},
                             {"params": list(live.head.parameters()), "lr": 1e-3}])
     args = types.SimpleNamespace(seed=0, batch_size=2, loss="hit", cluster_margin=1.0,
-                                 centri_margin=0.1, centri_weight=1.0)
+                                 centri_margin=0.1, centri_weight=1.0, refresh_every=0)
     loss = hit.train_epoch(model, ball, opt, live.x, split, negs, args, 1, live)
     assert np.isfinite(loss)
     assert sorted(sum(seen, [])) == [0, 1, 3, 4]            # the children, each once

@@ -159,10 +159,27 @@ def _model(name: str):
         except ImportError:
             raise HGraphInputError(f"text encoder {name!r} needs sentence-transformers",
                                    fix=enc.install) from None
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")          # never reach for a hub
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        _LOADED[name] = SentenceTransformer(str(path), device="cpu")
+        _LOADED[name] = load_sentence_transformer(path)
     return _LOADED[name]
+
+
+def load_sentence_transformer(path):
+    """A sentence-transformers folder on the CPU, offline (never reaches for a hub)."""
+    from sentence_transformers import SentenceTransformer
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return SentenceTransformer(str(path), device="cpu")
+
+
+def encode_with(m, texts: Sequence[str], batch_size: int = 32, progress: bool = False,
+                precision: str = "float32") -> np.ndarray:
+    """(len(texts), dim) float32 unit vectors of ``texts`` through the loaded
+    SentenceTransformer ``m``, in float32 or under bfloat16 autocast."""
+    import torch
+    with torch.autocast(m.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        z = m.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
+                     convert_to_tensor=True, normalize_embeddings=True)
+    return z.float().cpu().numpy()
 
 
 def texts_key(texts: Sequence[str], model: str) -> str:
@@ -203,18 +220,8 @@ def encode_texts(texts: Sequence[str], model: str = "minilm", batch_size: int = 
         z = np.load(path)
         if z.shape[0] == len(texts):
             return z
-    m = _model(model)
-    show = progress and len(texts) > batch_size
-    if precision == "float32":
-        z = m.encode(texts, batch_size=batch_size, show_progress_bar=show,
-                     convert_to_numpy=True, normalize_embeddings=True)
-    else:
-        import torch
-        with torch.autocast(m.device.type, dtype=torch.bfloat16):
-            z = m.encode(texts, batch_size=batch_size, show_progress_bar=show,
-                         convert_to_tensor=True, normalize_embeddings=True)
-        z = z.float().cpu().numpy()
-    z = np.asarray(z, dtype=np.float32)
+    z = encode_with(_model(model), texts, batch_size=batch_size,
+                    progress=progress and len(texts) > batch_size, precision=precision)
     if cache:
         with atomic_open(path, "wb") as fh:
             np.save(fh, z, allow_pickle=False)
@@ -314,5 +321,6 @@ def text_features(tax, kind: str, dim: int = 64, model: str = "minilm", seed: in
     raise ValueError(f"unknown text feature kind {kind!r}")
 
 
-__all__ = ["TEXT_ENCODERS", "TextEncoder", "cache_dir", "encode_texts", "node_texts",
+__all__ = ["TEXT_ENCODERS", "TextEncoder", "cache_dir", "encode_texts", "encode_with",
+           "load_sentence_transformer", "node_texts",
            "text_features", "tfidf_features", "texts_key", "token_states"]

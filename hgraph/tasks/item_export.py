@@ -51,9 +51,9 @@ def load_exported(path) -> Tuple[Any, Dict[str, Any]]:
         adapter.load_state_dict(d["adapter"])
     head = None
     if d.get("text_head") is not None:
-        head = TextHead.from_encoder(cfg["text_encoder"], cfg["item_text_layers"])
+        head = TextHead.from_encoder(cfg["text_encoder"], cfg["item_text_layers"],
+                                     cfg.get("text_precision") or "float32")
         head.load_state_dict(d["text_head"])
-        head.precision = cfg.get("text_precision") or "float32"
     return ItemTower(tower, adapter, head).to(d["cat_points"].dtype).eval(), d
 
 

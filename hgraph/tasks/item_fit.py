@@ -35,11 +35,10 @@ def build(cfg: RunConfig, data: ItemData, sp: ItemSplits, seed: int):
                                      gcn_hidden=cfg.items.gcn_hidden, gcn_layers=cfg.items.gcn_layers,
                                      item_adapter=cfg.items.item_adapter,
                                      text_head=TextHead.from_encoder(cfg.data.text_encoder,
-                                                                     cfg.items.item_text_layers)
+                                                                     cfg.items.item_text_layers,
+                                                                     cfg.data.text_precision)
                                      if cfg.items.item_text_layers else None)
     model = model.to(device=data.x_nodes.device, dtype=data.x_nodes.dtype)
-    if model.text_head is not None:             # mixed precision for the trained layers
-        model.text_head.precision = cfg.data.text_precision
     if data.node_states is not None:
         model.share_text_head(data.node_states)
     return model

@@ -84,11 +84,23 @@ class TextHead(nn.Module):
         self.precision = precision
 
     @classmethod
-    def from_encoder(cls, model: str, k: int) -> "TextHead":
+    def from_encoder(cls, model: str, k: int, precision: str = "float32") -> "TextHead":
         import copy
         from hgraph.data.text import _model
         bert = _model(model)[0].auto_model
-        return cls(nn.ModuleList(copy.deepcopy(m) for m in bert.encoder.layer[-k:]))
+        return cls(nn.ModuleList(copy.deepcopy(m) for m in bert.encoder.layer[-k:]), precision)
+
+    def into_encoder(self, model: str):
+        """The inverse of :meth:`from_encoder`: a copy of the sentence encoder ``model``
+        (a SentenceTransformer) whose last k layers are these (trained) ones."""
+        import copy
+        from hgraph.data.text import _model
+        st = copy.deepcopy(_model(model))
+        layer = st[0].auto_model.encoder.layer
+        dtype = next(st.parameters()).dtype
+        for j, m in enumerate(self.layers):
+            layer[len(layer) - len(self.layers) + j] = copy.deepcopy(m).to(dtype)
+        return st
 
     #: texts per chunk of similar length (a batch padded to its longest text wasted ~5x
     #: the work on ICD-10-CM inclusion terms: 12 tokens on average, 80 at most)
