@@ -175,8 +175,12 @@ def encode_with(m, texts: Sequence[str], batch_size: int = 32, progress: bool = 
                 precision: str = "float32") -> np.ndarray:
     """(len(texts), dim) float32 unit vectors of ``texts`` through the loaded
     SentenceTransformer ``m``, in float32 or under bfloat16 autocast."""
+    if precision == "float32":
+        z = m.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
+                     convert_to_numpy=True, normalize_embeddings=True)
+        return np.asarray(z, dtype=np.float32)
     import torch
-    with torch.autocast(m.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+    with torch.autocast(m.device.type, dtype=torch.bfloat16):
         z = m.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
                      convert_to_tensor=True, normalize_embeddings=True)
     return z.float().cpu().numpy()
